@@ -1,0 +1,132 @@
+//! The state shared by every connection: configuration, subscription router, retained
+//! messages, session registry and counters, plus the operations that span them
+//! (publishing a message, ending a session, the periodic expiry sweep).
+//!
+//! Nothing here touches a socket; every lock is synchronous and released before any
+//! `.await`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use tracing::debug;
+
+use crate::config::Config;
+use crate::message::Message;
+use crate::registry::{Registry, StoredSession};
+use crate::retain::RetainStore;
+use crate::router::{RouteOutcome, Router};
+use crate::stats::Stats;
+use crate::topic::TopicFilter;
+
+/// Shared broker state.
+pub struct Broker {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// Subscriptions.
+    pub router: Router,
+    /// Retained messages.
+    pub retained: RwLock<RetainStore<Arc<Message>>>,
+    /// Sessions.
+    pub registry: Registry,
+    /// Counters.
+    pub stats: Stats,
+    /// When the broker started.
+    pub started: Instant,
+    next_conn_id: AtomicU64,
+}
+
+impl Broker {
+    /// A broker with empty state.
+    pub fn new(config: Config) -> Self {
+        Broker {
+            config: Arc::new(config),
+            router: Router::default(),
+            retained: RwLock::new(RetainStore::new()),
+            registry: Registry::default(),
+            stats: Stats::default(),
+            started: Instant::now(),
+            next_conn_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A process-unique connection id.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Stores (or deletes) a retained message and routes it to the subscribers.
+    pub fn publish(&self, message: Message) -> RouteOutcome {
+        let message = Arc::new(message);
+        if message.retain {
+            self.store_retained(&message);
+        }
+        let outcome = self.router.route(&message);
+        if outcome.dropped > 0 {
+            Stats::add(&self.stats.dropped_queue_full, outcome.dropped as u64);
+            debug!(topic = %message.topic, dropped = outcome.dropped, "subscriber queue full, message dropped");
+        }
+        outcome
+    }
+
+    /// [MQTT-3.3.1-5] store, [MQTT-3.3.1-10] an empty payload deletes and is not stored
+    /// [MQTT-3.3.1-11].
+    fn store_retained(&self, message: &Arc<Message>) {
+        let mut retained = self.retained.write().unwrap_or_else(|e| e.into_inner());
+        if message.payload.is_empty() {
+            retained.remove(&message.topic);
+            return;
+        }
+        let limit = self.config.mqtt.max_retained_messages;
+        if limit > 0 && retained.len() >= limit && retained.get(&message.topic).is_none() {
+            Stats::incr(&self.stats.messages_rejected);
+            debug!(topic = %message.topic, "retained store full, message not retained");
+            return;
+        }
+        // The stored copy keeps RETAIN set; deliveries decide per subscription.
+        retained.insert(message.topic.clone(), Arc::clone(message));
+    }
+
+    /// Retained messages matching `filter` that have not expired.
+    pub fn retained_matching(&self, filter: &TopicFilter, now: Instant) -> Vec<Arc<Message>> {
+        let retained = self.retained.read().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        retained.for_each_match(filter, |_, m| {
+            if !m.is_expired(now) {
+                out.push(Arc::clone(m));
+            }
+        });
+        out
+    }
+
+    /// Number of retained messages.
+    pub fn retained_count(&self) -> usize {
+        self.retained
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Removes every subscription of a session that has ended.
+    pub fn end_session(&self, stored: &crate::session::Session) {
+        for sub in stored.subscriptions.values() {
+            self.router
+                .unsubscribe(&stored.client_id, sub.share_group.as_ref(), &sub.filter);
+        }
+    }
+
+    /// Expires offline sessions, publishes delayed wills that are due, drops expired
+    /// retained messages.
+    pub fn sweep(&self, now: Instant) {
+        let (expired, wills): (Vec<StoredSession>, Vec<Message>) = self.registry.sweep(now);
+        for stored in &expired {
+            debug!(client_id = %stored.session.client_id, "session expired");
+            self.end_session(&stored.session);
+        }
+        for will in wills {
+            self.publish(will);
+        }
+        let mut retained = self.retained.write().unwrap_or_else(|e| e.into_inner());
+        retained.retain(|_, m| !m.is_expired(now));
+    }
+}

@@ -1,0 +1,301 @@
+//! The CONNECT / CONNACK exchange: validates CONNECT, claims (or takes over) the
+//! session, negotiates limits and answers with CONNACK.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytestring::ByteString;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::Io;
+use super::state::{Conn, Error};
+use crate::broker::Broker;
+use crate::codec::{self, ConnAck, ConnAckProperties, Connect, Packet};
+use crate::message::{Message, MessageProperties};
+use crate::registry::{Claim, StoredSession};
+use crate::session::Session;
+use crate::topic::TopicName;
+use crate::types::{ClientId, QoS, ReasonCode};
+
+/// How long a new connection waits for the previous owner of its session to hand it over.
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads CONNECT and answers it. `Ok(None)`: refused with a CONNACK already encoded.
+pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
+    io: &mut Io<S>,
+    broker: &Arc<Broker>,
+    shutdown: &CancellationToken,
+) -> Result<Option<Conn>, Error> {
+    let wait = Duration::from_secs(broker.config.limits.connect_timeout_secs);
+    let connect = tokio::select! {
+        res = timeout(wait, read_connect(io)) => match res {
+            Ok(res) => res?,
+            Err(_) => return Err(Error::ConnectTimeout(wait)),
+        },
+        _ = shutdown.cancelled() => return Ok(None),
+    };
+    let Some(connect) = connect else {
+        return Ok(None);
+    };
+    let v = connect.protocol;
+    if let Err(reason) = validate(broker, &connect) {
+        debug!(reason = %reason, "connect refused");
+        refuse(io, reason);
+        return Ok(None);
+    }
+    let will = match will_message(broker, &connect) {
+        Ok(will) => will,
+        Err(reason) => {
+            refuse(io, reason);
+            return Ok(None);
+        }
+    };
+    let conn_id = broker.next_conn_id();
+    let (client_id, assigned) = if connect.client_id.is_empty() {
+        let id = format!(
+            "cauldron-{:x}-{conn_id}",
+            broker.started.elapsed().as_nanos()
+        );
+        (ClientId::new(id.clone()), Some(ByteString::from(id)))
+    } else {
+        (ClientId::new(connect.client_id.clone()), None)
+    };
+    let expiry = session_expiry(broker, &connect);
+    let kick = CancellationToken::new();
+    let stored = claim(broker, &client_id, conn_id, kick.clone()).await;
+    let (session, outbox_tx, outbox_rx, present) = match stored {
+        Some(stored) if !connect.clean_start => {
+            // [MQTT-3.1.3-9] resuming cancels a delayed will.
+            let StoredSession {
+                mut session,
+                outbox_tx,
+                outbox_rx,
+                ..
+            } = stored;
+            session.expiry_interval_secs = expiry;
+            (session, outbox_tx, outbox_rx, true)
+        }
+        other => {
+            // [MQTT-3.1.2-4] clean start discards any existing session.
+            if let Some(mut old) = other {
+                broker.end_session(&old.session);
+                if let Some(w) = old.delayed_will.take() {
+                    broker.publish(w.message);
+                }
+            }
+            let (tx, rx) = mpsc::channel(broker.config.limits.max_queued_messages.max(1));
+            (Session::new(client_id.clone(), expiry), tx, rx, false)
+        }
+    };
+    let limits = &broker.config.limits;
+    let props = &connect.properties;
+    let (keep_alive, server_keep_alive) = keep_alive(broker, &connect);
+    let conn = Conn {
+        broker: Arc::clone(broker),
+        conn_id,
+        version: v,
+        client_id,
+        session,
+        outbox_tx,
+        outbox_rx,
+        pending: VecDeque::new(),
+        kick,
+        window: limits
+            .max_inflight_messages
+            .min(props.receive_maximum.unwrap_or(u16::MAX))
+            .max(1),
+        client_max_packet: props.maximum_packet_size.unwrap_or(u32::MAX),
+        client_topic_alias_max: if v.is_v5() {
+            props.topic_alias_maximum.unwrap_or(0)
+        } else {
+            0
+        },
+        inbound_aliases: HashMap::new(),
+        outbound_aliases: HashMap::new(),
+        keep_alive: (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
+        last_packet: Instant::now(),
+        will,
+        request_problem_information: props.request_problem_information.unwrap_or(true),
+    };
+    let mut ack = ConnAck {
+        // [MQTT-3.2.2-2] / [MQTT-3.2.2-3]
+        session_present: present,
+        reason_code: ReasonCode::SUCCESS,
+        properties: ConnAckProperties::default(),
+    };
+    if v.is_v5() {
+        ack.properties = connack_properties(broker, &connect, expiry, assigned, server_keep_alive);
+    }
+    io.encode(&Packet::ConnAck(ack));
+    Ok(Some(conn))
+}
+
+/// Reads until one packet is decoded. `Ok(None)`: EOF or an answered refusal.
+async fn read_connect<S: AsyncRead + AsyncWrite>(io: &mut Io<S>) -> Result<Option<Connect>, Error> {
+    loop {
+        match io.codec.decode(&mut io.rbuf) {
+            Ok(Some(Packet::Connect(c))) => return Ok(Some(*c)),
+            // invariant: the codec only yields CONNECT before a version is known
+            Ok(Some(_)) => {
+                return Err(Error::protocol(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "[MQTT-3.1.0-1] first packet is not CONNECT",
+                ));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                if let codec::Error::UnsupportedProtocolVersion(level) = e {
+                    debug!(level, "unsupported protocol version");
+                    // [MQTT-3.1.2-2]: 3.1.1 answers return code 0x01; a 5.0-shaped CONNACK
+                    // would not parse in an older client, so use the 3.1.1 form.
+                    io.wbuf.extend_from_slice(&[0x20, 0x02, 0x00, 0x01]);
+                    return Ok(None);
+                }
+                return Err(Error::Codec(e));
+            }
+        }
+        if io.reader.read_buf(&mut io.rbuf).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+fn refuse<S: AsyncRead + AsyncWrite>(io: &mut Io<S>, reason: ReasonCode) {
+    io.encode(&Packet::ConnAck(ConnAck {
+        session_present: false, // [MQTT-3.2.2-6]
+        reason_code: reason,
+        properties: ConnAckProperties::default(),
+    }));
+}
+
+fn validate(broker: &Broker, c: &Connect) -> Result<(), ReasonCode> {
+    let cfg = &broker.config;
+    if c.client_id.is_empty() {
+        // [MQTT-3.1.3-8]: 3.1.1 with clean session 0 and an empty id is refused.
+        if !cfg.mqtt.allow_empty_client_id || (!c.protocol.is_v5() && !c.clean_start) {
+            return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+        }
+    }
+    if c.client_id.len() > cfg.limits.client_id_max_bytes {
+        return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+    }
+    if c.properties.authentication_method.is_some() {
+        // No enhanced authentication method is configured [MQTT-4.12.0-1].
+        return Err(ReasonCode::BAD_AUTHENTICATION_METHOD);
+    }
+    Ok(())
+}
+
+fn will_message(broker: &Broker, c: &Connect) -> Result<Option<(Message, u32)>, ReasonCode> {
+    let Some(will) = &c.will else {
+        return Ok(None);
+    };
+    let topic = TopicName::new(will.topic.clone()).map_err(|_| ReasonCode::TOPIC_NAME_INVALID)?;
+    if will.qos.as_u8() > broker.config.mqtt.maximum_qos {
+        return Err(ReasonCode::QOS_NOT_SUPPORTED); // [MQTT-3.2.2-12]
+    }
+    if will.retain && !broker.config.mqtt.retain_available {
+        return Err(ReasonCode::RETAIN_NOT_SUPPORTED); // [MQTT-3.2.2-13]
+    }
+    let p = &will.properties;
+    let now = std::time::Instant::now();
+    let message = Message {
+        topic,
+        payload: will.payload.clone(),
+        qos: will.qos,
+        retain: will.retain,
+        properties: MessageProperties {
+            payload_format_indicator: p.payload_format_indicator,
+            content_type: p.content_type.clone(),
+            response_topic: p.response_topic.clone(),
+            correlation_data: p.correlation_data.clone(),
+            user_properties: p.user_properties.clone(),
+        },
+        expires_at: Message::expiry_deadline(p.message_expiry_interval, now),
+        publisher: Some(ClientId::new(c.client_id.clone())),
+    };
+    Ok(Some((message, p.will_delay_interval.unwrap_or(0))))
+}
+
+/// The session expiry in seconds, capped by the configuration. 3.1.1 persistent
+/// sessions use the configured maximum.
+fn session_expiry(broker: &Broker, c: &Connect) -> u32 {
+    let cap = broker.config.limits.max_session_expiry_secs;
+    if c.protocol.is_v5() {
+        c.properties.session_expiry_interval.unwrap_or(0).min(cap)
+    } else if c.clean_start {
+        0
+    } else {
+        cap
+    }
+}
+
+/// (effective keep alive, Server Keep Alive to announce).
+fn keep_alive(broker: &Broker, c: &Connect) -> (u16, Option<u16>) {
+    let max = broker.config.limits.max_keep_alive_secs;
+    if c.protocol.is_v5() && max > 0 && (c.keep_alive == 0 || c.keep_alive > max) {
+        return (max, Some(max)); // [MQTT-3.2.2-21]
+    }
+    (c.keep_alive, None)
+}
+
+async fn claim(
+    broker: &Broker,
+    client_id: &ClientId,
+    conn_id: u64,
+    kick: CancellationToken,
+) -> Option<StoredSession> {
+    match broker.registry.claim(client_id, conn_id, kick) {
+        Claim::Fresh => None,
+        Claim::Resumed(stored) => Some(*stored),
+        Claim::TakingOver(rx) => {
+            debug!("taking over a live session [MQTT-3.1.4-3]");
+            match timeout(TAKEOVER_TIMEOUT, rx).await {
+                Ok(Ok(stored)) => Some(stored),
+                _ => None,
+            }
+        }
+    }
+}
+
+fn connack_properties(
+    broker: &Broker,
+    c: &Connect,
+    expiry: u32,
+    assigned: Option<ByteString>,
+    server_keep_alive: Option<u16>,
+) -> ConnAckProperties {
+    let cfg = &broker.config;
+    let requested = c.properties.session_expiry_interval.unwrap_or(0);
+    ConnAckProperties {
+        session_expiry_interval: (expiry != requested).then_some(expiry),
+        receive_maximum: (cfg.limits.receive_maximum != u16::MAX)
+            .then_some(cfg.limits.receive_maximum),
+        maximum_qos: match cfg.mqtt.maximum_qos {
+            0 => Some(QoS::AtMostOnce),
+            1 => Some(QoS::AtLeastOnce),
+            _ => None,
+        },
+        retain_available: (!cfg.mqtt.retain_available).then_some(false),
+        maximum_packet_size: Some(cfg.limits.max_packet_bytes),
+        assigned_client_identifier: assigned,
+        topic_alias_maximum: (cfg.limits.topic_alias_maximum > 0)
+            .then_some(cfg.limits.topic_alias_maximum),
+        wildcard_subscription_available: (!cfg.mqtt.wildcard_subscriptions).then_some(false),
+        subscription_identifiers_available: (!cfg.mqtt.subscription_identifiers).then_some(false),
+        shared_subscription_available: (!cfg.mqtt.shared_subscriptions).then_some(false),
+        server_keep_alive,
+        response_information: if c.properties.request_response_information == Some(true) {
+            cfg.mqtt.response_information.clone().map(Into::into)
+        } else {
+            None
+        },
+        ..Default::default()
+    }
+}

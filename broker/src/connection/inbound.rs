@@ -1,0 +1,419 @@
+//! Packets from the client: PUBLISH and its acknowledgements, SUBSCRIBE, UNSUBSCRIBE,
+//! PINGREQ, DISCONNECT. Each handler enforces the rules of its packet and encodes the
+//! answer into the write buffer.
+
+use std::sync::Arc;
+
+use bytestring::ByteString;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::Io;
+use super::state::{Conn, End, Error};
+use crate::codec::{
+    AckProperties, Packet, PubResp, Publish, SubAck, Subscribe, UnsubAck, Unsubscribe,
+};
+use crate::message::{Delivery, Message, MessageProperties};
+use crate::router::Subscriber;
+use crate::session::outbound::AckResult;
+use crate::session::{Qos2Arrival, SessionSubscription};
+use crate::stats::Stats;
+use crate::topic::{FilterKind, TopicName, parse_filter};
+use crate::types::{PacketId, QoS, ReasonCode};
+
+type Handled = Result<Option<End>, Error>;
+
+impl Conn {
+    /// Handles one packet from the client.
+    pub(crate) fn handle<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        io: &mut Io<S>,
+        packet: Packet,
+    ) -> Handled {
+        match packet {
+            Packet::Publish(p) => self.on_publish(io, p),
+            Packet::PubAck(a) => {
+                let result = self.session.outbound.on_puback(a.packet_id);
+                self.on_ack(result, &a);
+                Ok(None)
+            }
+            Packet::PubRec(a) => {
+                let failed = !a.reason_code.is_success();
+                match self.session.outbound.on_pubrec(a.packet_id, failed) {
+                    AckResult::SendPubRel => {
+                        io.encode(&Packet::PubRel(ack(a.packet_id, ReasonCode::SUCCESS)))
+                    }
+                    // [MQTT-4.3.3-?] a PUBREC for an id not in flight gets PUBREL 0x92
+                    AckResult::Unknown if self.version.is_v5() => io.encode(&Packet::PubRel(ack(
+                        a.packet_id,
+                        ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+                    ))),
+                    _ => {}
+                }
+                Ok(None)
+            }
+            Packet::PubRel(r) => {
+                let known = self.session.on_pubrel(r.packet_id);
+                let code = if known || !self.version.is_v5() {
+                    ReasonCode::SUCCESS
+                } else {
+                    ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+                };
+                io.encode(&Packet::PubComp(ack(r.packet_id, code)));
+                Ok(None)
+            }
+            Packet::PubComp(a) => {
+                let result = self.session.outbound.on_pubcomp(a.packet_id);
+                self.on_ack(result, &a);
+                Ok(None)
+            }
+            Packet::Subscribe(s) => self.on_subscribe(io, s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(io, u),
+            Packet::PingReq => {
+                io.encode(&Packet::PingResp); // [MQTT-3.12.4-1]
+                Ok(None)
+            }
+            Packet::Disconnect(d) => self.on_disconnect(d),
+            Packet::Connect(_) => Err(Error::protocol(
+                ReasonCode::PROTOCOL_ERROR,
+                "[MQTT-3.1.0-2] second CONNECT on one connection",
+            )),
+            Packet::Auth(_) => Err(Error::protocol(
+                ReasonCode::PROTOCOL_ERROR,
+                "[MQTT-4.12.0-1] AUTH without an authentication method",
+            )),
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                Err(Error::protocol(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "[MQTT-4.8.0-?] packet type only a server may send",
+                ))
+            }
+        }
+    }
+
+    fn on_ack(&mut self, result: AckResult, a: &PubResp) {
+        if result == AckResult::Unknown {
+            tracing::debug!(
+                packet_id = a.packet_id.get(),
+                "acknowledgement for an unknown packet id ignored"
+            );
+        }
+    }
+
+    fn on_publish<S: AsyncRead + AsyncWrite>(&mut self, io: &mut Io<S>, p: Publish) -> Handled {
+        Stats::incr(&self.broker.stats.messages_received);
+        let cfg = Arc::clone(&self.broker.config);
+        if p.qos.as_u8() > cfg.mqtt.maximum_qos {
+            return Err(Error::protocol(
+                ReasonCode::QOS_NOT_SUPPORTED,
+                format!(
+                    "[MQTT-3.2.2-11] PUBLISH with QoS {} above the maximum {}",
+                    p.qos.as_u8(),
+                    cfg.mqtt.maximum_qos
+                ),
+            ));
+        }
+        if p.retain && !cfg.mqtt.retain_available {
+            return Err(Error::protocol(
+                ReasonCode::RETAIN_NOT_SUPPORTED,
+                "[MQTT-3.2.2-14] PUBLISH with RETAIN while retain is not available",
+            ));
+        }
+        let topic = self.resolve_topic(&p)?;
+        if p.properties.payload_format_indicator == Some(1)
+            && std::str::from_utf8(&p.payload).is_err()
+        {
+            // [MQTT-3.3.2-4]: the receiver may check a payload announced as UTF-8.
+            Stats::incr(&self.broker.stats.messages_rejected);
+            tracing::info!(topic = %topic, "payload announced as UTF-8 is not valid UTF-8; message rejected");
+            return self.refuse_publish(io, &p, ReasonCode::PAYLOAD_FORMAT_INVALID);
+        }
+        let props = p.properties;
+        let message = Message {
+            topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            properties: MessageProperties {
+                payload_format_indicator: props.payload_format_indicator,
+                content_type: props.content_type,
+                response_topic: props.response_topic,
+                correlation_data: props.correlation_data,
+                user_properties: props.user_properties,
+            },
+            expires_at: Message::expiry_deadline(
+                props.message_expiry_interval,
+                std::time::Instant::now(),
+            ),
+            publisher: Some(self.client_id.clone()),
+        };
+        match (p.qos, p.packet_id) {
+            (QoS::AtMostOnce, _) => {
+                self.broker.publish(message);
+            }
+            (QoS::AtLeastOnce, Some(id)) => {
+                self.broker.publish(message);
+                io.encode(&Packet::PubAck(ack(id, ReasonCode::SUCCESS)));
+            }
+            (QoS::ExactlyOnce, Some(id)) => {
+                let receive_maximum = cfg.limits.receive_maximum;
+                match self.session.on_qos2_publish(id, receive_maximum) {
+                    Ok(Qos2Arrival::New) => {
+                        self.broker.publish(message);
+                    }
+                    // [MQTT-4.3.3-9]: a retransmission is acknowledged, not routed again.
+                    Ok(Qos2Arrival::Duplicate) => {}
+                    Err(e) => {
+                        return Err(Error::protocol(
+                            ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                            e.to_string(),
+                        ));
+                    }
+                }
+                io.encode(&Packet::PubRec(ack(id, ReasonCode::SUCCESS)));
+            }
+            // invariant: the codec guarantees a packet id for QoS > 0
+            (_, None) => {
+                return Err(Error::protocol(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "[MQTT-2.2.1-2] QoS > 0 without packet id",
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Applies topic aliases and validates the topic name.
+    fn resolve_topic(&mut self, p: &Publish) -> Result<TopicName, Error> {
+        let max = self.broker.config.limits.topic_alias_maximum;
+        let topic = match p.properties.topic_alias {
+            Some(alias) if alias == 0 || alias > max || !self.version.is_v5() => {
+                return Err(Error::protocol(
+                    ReasonCode::TOPIC_ALIAS_INVALID,
+                    format!("[MQTT-3.3.2-8] topic alias {alias} is 0 or above the maximum {max}"),
+                ));
+            }
+            Some(alias) if p.topic.is_empty() => match self.inbound_aliases.get(&alias) {
+                Some(t) => return Ok(t.clone()),
+                None => {
+                    return Err(Error::protocol(
+                        ReasonCode::PROTOCOL_ERROR,
+                        format!("[MQTT-3.3.4-?] topic alias {alias} used before it was set"),
+                    ));
+                }
+            },
+            Some(alias) => {
+                let t = self.topic_name(&p.topic)?;
+                self.inbound_aliases.insert(alias, t.clone());
+                t
+            }
+            None => self.topic_name(&p.topic)?,
+        };
+        Ok(topic)
+    }
+
+    fn topic_name(&self, raw: &ByteString) -> Result<TopicName, Error> {
+        let topic = TopicName::new(raw.clone())
+            .map_err(|e| Error::protocol(ReasonCode::TOPIC_NAME_INVALID, e.to_string()))?;
+        if topic.as_str().split('/').count() > self.broker.config.limits.max_topic_levels {
+            return Err(Error::protocol(
+                ReasonCode::TOPIC_NAME_INVALID,
+                "topic name has more levels than limits.max_topic_levels",
+            ));
+        }
+        Ok(topic)
+    }
+
+    /// A PUBLISH refused without closing: v5 QoS 1/2 get the reason code, others drop.
+    fn refuse_publish<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        io: &mut Io<S>,
+        p: &Publish,
+        reason: ReasonCode,
+    ) -> Handled {
+        match (p.qos, p.packet_id, self.version.is_v5()) {
+            (QoS::AtLeastOnce, Some(id), true) => io.encode(&Packet::PubAck(ack(id, reason))),
+            (QoS::ExactlyOnce, Some(id), true) => io.encode(&Packet::PubRec(ack(id, reason))),
+            (QoS::AtLeastOnce, Some(id), false) => {
+                io.encode(&Packet::PubAck(ack(id, ReasonCode::SUCCESS)))
+            }
+            (QoS::ExactlyOnce, Some(id), false) => {
+                self.session.inbound_qos2.insert(id);
+                io.encode(&Packet::PubRec(ack(id, ReasonCode::SUCCESS)))
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    fn on_subscribe<S: AsyncRead + AsyncWrite>(&mut self, io: &mut Io<S>, s: Subscribe) -> Handled {
+        let cfg = Arc::clone(&self.broker.config);
+        let sub_id = s.properties.subscription_identifier;
+        if sub_id.is_some() && !cfg.mqtt.subscription_identifiers {
+            return Err(Error::protocol(
+                ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
+                "[MQTT-3.2.2-?] subscription identifiers are not supported",
+            ));
+        }
+        let mut codes = Vec::with_capacity(s.filters.len());
+        let mut retained = Vec::new();
+        for (raw, options) in s.filters {
+            let (group, filter) = match parse_filter(raw.clone()) {
+                Ok(FilterKind::Normal(f)) => (None, f),
+                Ok(FilterKind::Shared { group, filter }) => (Some(group), filter),
+                Err(e) => {
+                    tracing::debug!(error = %e, "invalid topic filter");
+                    codes.push(ReasonCode::TOPIC_FILTER_INVALID);
+                    continue;
+                }
+            };
+            if group.is_some() && options.no_local {
+                return Err(Error::protocol(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "[MQTT-3.8.3-4] No Local set on a shared subscription",
+                ));
+            }
+            let code = self.check_subscription(&raw, group.is_some(), &filter);
+            if !code.is_success() {
+                codes.push(code);
+                continue;
+            }
+            let mut options = options;
+            options.qos = QoS::from_u8(options.qos.as_u8().min(cfg.mqtt.maximum_qos))
+                .unwrap_or(QoS::AtMostOnce);
+            let existed = self.broker.router.subscribe(
+                &self.client_id,
+                group.as_ref(),
+                &filter,
+                Subscriber {
+                    outbox: self.outbox_tx.clone(),
+                    options,
+                    subscription_id: sub_id,
+                },
+            );
+            self.session.subscriptions.insert(
+                raw,
+                SessionSubscription {
+                    share_group: group.clone(),
+                    filter: filter.clone(),
+                    options,
+                    subscription_id: sub_id,
+                },
+            );
+            // [MQTT-3.3.1-9] retained messages on subscribe; never for shared subscriptions [MQTT-4.8.2-?].
+            let send_retained = group.is_none()
+                && match options.retain_handling {
+                    crate::codec::RetainHandling::OnSubscribe => true,
+                    crate::codec::RetainHandling::OnNewSubscribe => !existed,
+                    crate::codec::RetainHandling::Never => false,
+                };
+            if send_retained {
+                for m in self
+                    .broker
+                    .retained_matching(&filter, std::time::Instant::now())
+                {
+                    retained.push(Delivery {
+                        qos: m.qos.min(options.qos),
+                        retain: true,
+                        subscription_ids: sub_id.into_iter().collect(),
+                        message: m,
+                    });
+                }
+            }
+            codes.push(ReasonCode(options.qos.as_u8()));
+        }
+        // [MQTT-3.8.4-1] SUBACK, with one code per filter in order [MQTT-3.8.4-6]
+        io.encode(&Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            properties: AckProperties::default(),
+            reason_codes: codes,
+        }));
+        self.pending.extend(retained);
+        Ok(None)
+    }
+
+    fn check_subscription(
+        &self,
+        raw: &ByteString,
+        shared: bool,
+        filter: &crate::topic::TopicFilter,
+    ) -> ReasonCode {
+        let cfg = &self.broker.config;
+        if shared && !cfg.mqtt.shared_subscriptions {
+            return ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED;
+        }
+        if filter.has_wildcards() && !cfg.mqtt.wildcard_subscriptions {
+            return ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED;
+        }
+        if filter.as_str().split('/').count() > cfg.limits.max_topic_levels {
+            return ReasonCode::TOPIC_FILTER_INVALID;
+        }
+        let max = cfg.limits.max_subscriptions_per_session;
+        if max > 0
+            && self.session.subscriptions.len() >= max
+            && !self.session.subscriptions.contains_key(raw)
+        {
+            return ReasonCode::QUOTA_EXCEEDED;
+        }
+        ReasonCode::SUCCESS
+    }
+
+    fn on_unsubscribe<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        io: &mut Io<S>,
+        u: Unsubscribe,
+    ) -> Handled {
+        let mut codes = Vec::with_capacity(u.filters.len());
+        for raw in u.filters {
+            let code = match parse_filter(raw.clone()) {
+                Err(_) => ReasonCode::TOPIC_FILTER_INVALID,
+                Ok(kind) => {
+                    let (group, filter) = match kind {
+                        FilterKind::Normal(f) => (None, f),
+                        FilterKind::Shared { group, filter } => (Some(group), filter),
+                    };
+                    self.broker
+                        .router
+                        .unsubscribe(&self.client_id, group.as_ref(), &filter);
+                    match self.session.subscriptions.remove(&raw) {
+                        Some(_) => ReasonCode::SUCCESS,
+                        None => ReasonCode::NO_SUBSCRIPTION_EXISTED,
+                    }
+                }
+            };
+            codes.push(code);
+        }
+        // [MQTT-3.10.4-4] UNSUBACK even when nothing matched
+        io.encode(&Packet::UnsubAck(UnsubAck {
+            packet_id: u.packet_id,
+            properties: AckProperties::default(),
+            reason_codes: codes,
+        }));
+        Ok(None)
+    }
+
+    fn on_disconnect(&mut self, d: crate::codec::Disconnect) -> Handled {
+        if let Some(expiry) = d.properties.session_expiry_interval {
+            if self.session.expiry_interval_secs == 0 && expiry != 0 {
+                return Err(Error::protocol(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "[MQTT-3.14.2-2] session expiry set in DISCONNECT after 0 in CONNECT",
+                ));
+            }
+            self.session.expiry_interval_secs =
+                expiry.min(self.broker.config.limits.max_session_expiry_secs);
+        }
+        // [MQTT-3.14.4-3] normal DISCONNECT discards the will; 0x04 keeps it.
+        Ok(Some(End::Disconnected {
+            will: d.reason_code == ReasonCode::DISCONNECT_WITH_WILL,
+        }))
+    }
+}
+
+/// An acknowledgement without properties.
+pub(super) fn ack(packet_id: PacketId, reason_code: ReasonCode) -> PubResp {
+    PubResp {
+        packet_id,
+        reason_code,
+        properties: AckProperties::default(),
+    }
+}

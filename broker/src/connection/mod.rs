@@ -1,0 +1,234 @@
+//! One task per client connection: reads and decodes packets, runs them through the
+//! session logic, writes what results, and pulls deliveries from the session's outbox.
+//!
+//! The loop `select!`s over the socket, the outbox, the keep-alive deadline, takeover and
+//! server shutdown. Writes are batched: everything produced by one wake-up is encoded
+//! into one buffer and written together. This is the only layer that does I/O.
+
+mod connect;
+mod inbound;
+mod outbound;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, field, info_span};
+
+use crate::broker::Broker;
+use crate::codec::{self, Codec, Disconnect, DisconnectProperties, Packet};
+use crate::stats::Stats;
+use crate::types::ReasonCode;
+pub use state::Error;
+use state::{Conn, End};
+
+/// How many deliveries one wake-up pulls from the outbox before writing.
+const OUTBOX_BATCH: usize = 256;
+/// How long a closing connection may take to flush what it has.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The socket halves and buffers of one connection.
+pub(crate) struct Io<S> {
+    reader: ReadHalf<S>,
+    writer: WriteHalf<S>,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    codec: Codec,
+}
+
+impl<S: AsyncRead + AsyncWrite> Io<S> {
+    fn encode(&mut self, packet: &Packet) {
+        let version = self
+            .codec
+            .version()
+            .unwrap_or(crate::types::ProtocolVersion::V3_1_1);
+        if let Err(e) = codec::encode(packet, version, &mut self.wbuf) {
+            // Only reachable for values the broker built itself.
+            tracing::error!(error = %e, "failed to encode an outgoing packet");
+        }
+    }
+
+    async fn flush(&mut self, broker: &Broker) -> std::io::Result<()> {
+        let n = self.wbuf.len();
+        while !self.wbuf.is_empty() {
+            self.writer.write_buf(&mut self.wbuf).await?;
+        }
+        self.writer.flush().await?;
+        Stats::add(&broker.stats.bytes_sent, n as u64);
+        Ok(())
+    }
+}
+
+/// Serves one client until it disconnects, fails, is taken over or the server stops.
+pub async fn serve<S>(stream: S, peer: SocketAddr, broker: Arc<Broker>, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let span = info_span!("conn", peer = %peer, client_id = field::Empty);
+    async move {
+        let (reader, writer) = tokio::io::split(stream);
+        let mut io = Io {
+            reader,
+            writer,
+            rbuf: BytesMut::with_capacity(4096),
+            wbuf: BytesMut::with_capacity(4096),
+            codec: Codec::new(broker.config.limits.max_packet_bytes),
+        };
+        let conn = match connect::handshake(&mut io, &broker, &shutdown).await {
+            Ok(Some(conn)) => conn,
+            Ok(None) => {
+                let _ = timeout(FLUSH_TIMEOUT, io.flush(&broker)).await;
+                return;
+            }
+            Err(e) => {
+                debug!(error = %e, "connection refused during connect");
+                let _ = timeout(FLUSH_TIMEOUT, io.flush(&broker)).await;
+                return;
+            }
+        };
+        tracing::Span::current().record("client_id", field::display(&conn.client_id));
+        run(conn, io, &shutdown).await;
+    }
+    .instrument(span)
+    .await
+}
+
+async fn run<S: AsyncRead + AsyncWrite>(
+    mut conn: Conn,
+    mut io: Io<S>,
+    shutdown: &CancellationToken,
+) {
+    Stats::incr(&conn.broker.stats.clients_connected);
+    let end = event_loop(&mut conn, &mut io, shutdown).await;
+    match &end {
+        End::Failed(e) => {
+            Stats::incr(&conn.broker.stats.protocol_errors);
+            tracing::warn!(error = %e, "connection closed");
+            if let Some(reason) = e.reason_code() {
+                send_disconnect(&mut conn, &mut io, reason, Some(e.to_string()));
+            }
+        }
+        End::Shutdown => {
+            send_disconnect(&mut conn, &mut io, ReasonCode::SERVER_SHUTTING_DOWN, None)
+        }
+        End::TakenOver => send_disconnect(&mut conn, &mut io, ReasonCode::SESSION_TAKEN_OVER, None),
+        End::KeepAliveTimeout => {
+            tracing::info!("keep alive timeout [MQTT-3.1.2-24]");
+            send_disconnect(&mut conn, &mut io, ReasonCode::KEEP_ALIVE_TIMEOUT, None)
+        }
+        End::Disconnected { .. } => debug!("client disconnected"),
+        End::Closed => debug!("connection closed by client"),
+        End::Io(e) => debug!(error = %e, "connection i/o error"),
+    }
+    if !matches!(end, End::Io(_)) {
+        let _ = timeout(FLUSH_TIMEOUT, io.flush(&conn.broker)).await;
+    }
+    let _ = io.writer.shutdown().await;
+    Stats::decr(&conn.broker.stats.clients_connected);
+    conn.finish(&end);
+}
+
+/// MQTT 5 only: the server may send DISCONNECT before closing [MQTT-3.14.0-1].
+fn send_disconnect<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn,
+    io: &mut Io<S>,
+    reason: ReasonCode,
+    reason_string: Option<String>,
+) {
+    if !conn.version.is_v5() {
+        return;
+    }
+    let properties = DisconnectProperties {
+        reason_string: reason_string
+            .filter(|_| conn.request_problem_information)
+            .map(Into::into),
+        ..Default::default()
+    };
+    io.encode(&Packet::Disconnect(Disconnect {
+        reason_code: reason,
+        properties,
+    }));
+}
+
+async fn event_loop<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn,
+    io: &mut Io<S>,
+    shutdown: &CancellationToken,
+) -> End {
+    conn.resend_inflight(io);
+    conn.fill_from_pending(io);
+    let kick = conn.kick.clone();
+    loop {
+        let keep_alive = conn.keep_alive_deadline();
+        let can_pull = conn.can_pull(io);
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                conn.drain_for_shutdown(io);
+                return End::Shutdown;
+            }
+            _ = kick.cancelled() => return End::TakenOver,
+            res = io.writer.write_buf(&mut io.wbuf), if !io.wbuf.is_empty() => {
+                match res {
+                    Ok(n) => Stats::add(&conn.broker.stats.bytes_sent, n as u64),
+                    Err(e) => return End::Io(e),
+                }
+            }
+            res = io.reader.read_buf(&mut io.rbuf) => {
+                match res {
+                    Ok(0) => return End::Closed,
+                    Ok(n) => {
+                        Stats::add(&conn.broker.stats.bytes_received, n as u64);
+                        if let Some(end) = decode_all(conn, io) {
+                            return end;
+                        }
+                    }
+                    Err(e) => return End::Io(e),
+                }
+            }
+            delivery = conn.outbox_rx.recv(), if can_pull => {
+                if let Some(d) = delivery {
+                    conn.deliver(io, d);
+                    let mut n = 1;
+                    while n < OUTBOX_BATCH && conn.can_pull(io) {
+                        match conn.outbox_rx.try_recv() {
+                            Ok(d) => conn.deliver(io, d),
+                            Err(_) => break,
+                        }
+                        n += 1;
+                    }
+                }
+            }
+            _ = sleep_until(keep_alive.unwrap_or_else(Instant::now)), if keep_alive.is_some() => {
+                return End::KeepAliveTimeout;
+            }
+        }
+    }
+}
+
+/// Decodes and handles every complete packet in the read buffer.
+fn decode_all<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) -> Option<End> {
+    loop {
+        match io.codec.decode(&mut io.rbuf) {
+            Ok(Some(packet)) => {
+                conn.touch();
+                match conn.handle(io, packet) {
+                    Ok(None) => {}
+                    Ok(Some(end)) => return Some(end),
+                    Err(e) => return Some(End::Failed(e)),
+                }
+            }
+            Ok(None) => {
+                conn.fill_from_pending(io);
+                return None;
+            }
+            Err(e) => return Some(End::Failed(Error::Codec(e))),
+        }
+    }
+}

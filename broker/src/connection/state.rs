@@ -1,0 +1,167 @@
+//! The per-connection state: negotiated limits, topic aliases, keep alive, the will, and
+//! the session the connection owns while it runs; plus what happens when it ends.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::Broker;
+use crate::codec;
+use crate::message::{Delivery, Message};
+use crate::registry::{DelayedWill, Released, StoredSession};
+use crate::router::Outbox;
+use crate::session::Session;
+use crate::topic::TopicName;
+use crate::types::{ClientId, ProtocolVersion, ReasonCode};
+
+/// Why a connection was closed by the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The codec refused the bytes.
+    #[error(transparent)]
+    Codec(#[from] codec::Error),
+    /// A protocol rule was broken; the message cites the rule.
+    #[error("{message}")]
+    Protocol {
+        /// MQTT 5 reason code for DISCONNECT.
+        reason: ReasonCode,
+        /// What happened, with the normative statement id.
+        message: String,
+    },
+    /// Socket failure.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// No CONNECT in time.
+    #[error("no CONNECT within {0:?}")]
+    ConnectTimeout(Duration),
+}
+
+impl Error {
+    /// A protocol error with a reason code.
+    pub fn protocol(reason: ReasonCode, message: impl Into<String>) -> Self {
+        Error::Protocol {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// The reason code to put in DISCONNECT, if one applies.
+    pub fn reason_code(&self) -> Option<ReasonCode> {
+        match self {
+            Error::Codec(e) => Some(e.reason_code()),
+            Error::Protocol { reason, .. } => Some(*reason),
+            Error::Io(_) | Error::ConnectTimeout(_) => None,
+        }
+    }
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+pub enum End {
+    /// The client sent DISCONNECT; `will` is true for reason 0x04.
+    Disconnected {
+        /// Publish the will anyway (MQTT 5 reason 0x04).
+        will: bool,
+    },
+    /// The client closed the socket without DISCONNECT.
+    Closed,
+    /// Socket error.
+    Io(std::io::Error),
+    /// The broker closed it for a protocol violation.
+    Failed(Error),
+    /// No packet within 1.5 times the keep alive [MQTT-3.1.2-24].
+    KeepAliveTimeout,
+    /// Another connection took the client id over [MQTT-3.1.4-3].
+    TakenOver,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// Per-connection state.
+pub struct Conn {
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) conn_id: u64,
+    pub(crate) version: ProtocolVersion,
+    pub(crate) client_id: ClientId,
+    pub(crate) session: Session,
+    pub(crate) outbox_tx: Outbox,
+    pub(crate) outbox_rx: mpsc::Receiver<Delivery>,
+    /// Retained messages and other deliveries produced locally, sent before the outbox.
+    pub(crate) pending: VecDeque<Delivery>,
+    pub(crate) kick: CancellationToken,
+    /// Outbound window: min(configured inflight, client's Receive Maximum).
+    pub(crate) window: u16,
+    /// The client's Maximum Packet Size [MQTT-3.1.2-24].
+    pub(crate) client_max_packet: u32,
+    /// The client's Topic Alias Maximum.
+    pub(crate) client_topic_alias_max: u16,
+    pub(crate) inbound_aliases: HashMap<u16, TopicName>,
+    pub(crate) outbound_aliases: HashMap<TopicName, u16>,
+    pub(crate) keep_alive: Option<Duration>,
+    pub(crate) last_packet: Instant,
+    pub(crate) will: Option<(Message, u32)>,
+    pub(crate) request_problem_information: bool,
+}
+
+impl Conn {
+    /// Records that a packet arrived (keep alive).
+    pub(crate) fn touch(&mut self) {
+        self.last_packet = Instant::now();
+    }
+
+    /// The instant after which silence closes the connection.
+    pub(crate) fn keep_alive_deadline(&self) -> Option<Instant> {
+        self.keep_alive.map(|ka| self.last_packet + ka + ka / 2)
+    }
+
+    /// Ends the connection: publishes the will when due, stores or ends the session.
+    pub(crate) fn finish(self, end: &End) {
+        let broker = Arc::clone(&self.broker);
+        let send_will = match end {
+            End::Disconnected { will } => *will,
+            End::Shutdown => false,
+            _ => true,
+        };
+        let will = if send_will { self.will } else { None };
+        let expiry = self.session.expiry_interval_secs;
+        let now = std::time::Instant::now();
+        if expiry == 0 {
+            // The session ends now [MQTT-3.1.2-?]; a delayed will goes out at once.
+            broker.registry.release(&self.client_id, self.conn_id, None);
+            broker.end_session(&self.session);
+            if let Some((message, _)) = will {
+                broker.publish(message);
+            }
+            return;
+        }
+        let delayed_will = match will {
+            Some((message, 0)) => {
+                broker.publish(message);
+                None
+            }
+            Some((message, delay)) => Some(DelayedWill {
+                message,
+                at: now + Duration::from_secs(u64::from(delay.min(expiry))),
+            }),
+            None => None,
+        };
+        let stored = StoredSession {
+            session: self.session,
+            outbox_tx: self.outbox_tx,
+            outbox_rx: self.outbox_rx,
+            expires_at: (expiry != u32::MAX).then(|| now + Duration::from_secs(u64::from(expiry))),
+            delayed_will,
+        };
+        if let Released::Dropped(Some(stored)) =
+            broker
+                .registry
+                .release(&self.client_id, self.conn_id, Some(stored))
+        {
+            broker.end_session(&stored.session);
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Cauldron: an MQTT 3.1, 3.1.1 and 5.0 broker on tokio.
+//!
+//! Layout (dependencies point down the list; see `ARCHITECTURE.md`):
+//! - [`server`]: listeners, accept loop, limits, graceful shutdown
+//! - [`connection`]: one task per socket, the only layer doing I/O
+//! - [`broker`]: shared state and cross-cutting operations (publish, sweeps)
+//! - [`registry`]: live and offline sessions, takeover
+//! - [`sys`], [`stats`]: `$SYS` topics and counters
+//! - [`session`]: per-session protocol state (no I/O)
+//! - [`router`]: subscription index and fan-out; [`retain`]: retained messages
+//! - [`codec`]: bytes ↔ packets; [`message`], [`topic`], [`types`]: domain types
+//! - [`config`]: figment configuration
+
+pub mod broker;
+pub mod codec;
+pub mod config;
+pub mod connection;
+pub mod message;
+pub mod registry;
+pub mod retain;
+pub mod router;
+pub mod server;
+pub mod session;
+pub mod stats;
+pub mod sys;
+pub mod topic;
+pub mod types;

@@ -1,0 +1,208 @@
+//! Which sessions exist, which are online, and the hand-over of a session from one
+//! connection to the next (reconnect and takeover of a live client id [MQTT-3.1.4-3]).
+//!
+//! One `std::sync::Mutex` guards the map and is never held across an `.await`. A live
+//! session belongs to its connection task; an offline one is stored here together with
+//! its outbox, which keeps queueing messages (bounded) while the client is away.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::message::{Delivery, Message};
+use crate::router::Outbox;
+use crate::session::Session;
+use crate::types::ClientId;
+
+/// A session that is not attached to a connection.
+#[derive(Debug)]
+pub struct StoredSession {
+    /// The session state.
+    pub session: Session,
+    /// The outbox sender the router holds for this session's subscriptions.
+    pub outbox_tx: Outbox,
+    /// The outbox receiver: messages queued while offline.
+    pub outbox_rx: mpsc::Receiver<Delivery>,
+    /// When the session expires; `None` never.
+    pub expires_at: Option<Instant>,
+    /// A will waiting for its Will Delay Interval [MQTT-3.1.3-9].
+    pub delayed_will: Option<DelayedWill>,
+}
+
+/// A will message to publish at `at` unless the session is resumed first.
+#[derive(Debug)]
+pub struct DelayedWill {
+    /// The will.
+    pub message: Message,
+    /// When to publish it.
+    pub at: Instant,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Online {
+        conn_id: u64,
+        kick: CancellationToken,
+        /// The previous owner's connection id and where it must hand its session over.
+        handoff: Option<(u64, oneshot::Sender<StoredSession>)>,
+    },
+    Offline(Box<StoredSession>),
+}
+
+/// Result of claiming a client id for a new connection.
+#[derive(Debug)]
+pub enum Claim {
+    /// No session existed.
+    Fresh,
+    /// An offline session was taken over.
+    Resumed(Box<StoredSession>),
+    /// A live connection owns the session; it was told to stop and will hand over.
+    TakingOver(oneshot::Receiver<StoredSession>),
+}
+
+/// What happened when a connection gave its session back.
+#[derive(Debug)]
+pub enum Released {
+    /// Stored offline.
+    Stored,
+    /// Handed to the connection that took over.
+    HandedOver,
+    /// Nothing stored (the session ended, or the slot belonged to someone else).
+    Dropped(Option<Box<StoredSession>>),
+}
+
+/// The session registry.
+#[derive(Debug, Default)]
+pub struct Registry {
+    slots: Mutex<HashMap<ClientId, Slot>>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientId, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `conn_id` the owner of `client`'s session.
+    pub fn claim(&self, client: &ClientId, conn_id: u64, kick: CancellationToken) -> Claim {
+        let mut slots = self.lock();
+        let (tx, rx) = oneshot::channel();
+        let new = Slot::Online {
+            conn_id,
+            kick,
+            handoff: None,
+        };
+        match slots.insert(client.clone(), new) {
+            None => Claim::Fresh,
+            Some(Slot::Offline(stored)) => Claim::Resumed(stored),
+            Some(Slot::Online {
+                conn_id: old,
+                kick: old_kick,
+                ..
+            }) => {
+                old_kick.cancel();
+                if let Some(Slot::Online { handoff, .. }) = slots.get_mut(client) {
+                    *handoff = Some((old, tx));
+                }
+                Claim::TakingOver(rx)
+            }
+        }
+    }
+
+    /// Gives the session back when connection `conn_id` ends. `stored` is `None` when the
+    /// session ends with the connection.
+    pub fn release(
+        &self,
+        client: &ClientId,
+        conn_id: u64,
+        stored: Option<StoredSession>,
+    ) -> Released {
+        let mut slots = self.lock();
+        match slots.get_mut(client) {
+            Some(Slot::Online { conn_id: owner, .. }) if *owner == conn_id => match stored {
+                Some(s) => {
+                    slots.insert(client.clone(), Slot::Offline(Box::new(s)));
+                    Released::Stored
+                }
+                None => {
+                    slots.remove(client);
+                    Released::Dropped(None)
+                }
+            },
+            Some(Slot::Online { handoff, .. })
+                if handoff.as_ref().is_some_and(|(old, _)| *old == conn_id) =>
+            {
+                let Some((_, tx)) = handoff.take() else {
+                    return Released::Dropped(stored.map(Box::new));
+                };
+                match stored {
+                    Some(s) => match tx.send(s) {
+                        Ok(()) => Released::HandedOver,
+                        Err(s) => Released::Dropped(Some(Box::new(s))),
+                    },
+                    None => Released::Dropped(None),
+                }
+            }
+            _ => Released::Dropped(stored.map(Box::new)),
+        }
+    }
+
+    /// Removes offline sessions whose expiry passed and collects delayed wills that are due.
+    pub fn sweep(&self, now: Instant) -> (Vec<StoredSession>, Vec<Message>) {
+        let mut slots = self.lock();
+        let mut expired = Vec::new();
+        let mut wills = Vec::new();
+        slots.retain(|_, slot| {
+            let Slot::Offline(stored) = slot else {
+                return true;
+            };
+            if stored.delayed_will.as_ref().is_some_and(|w| w.at <= now)
+                && let Some(w) = stored.delayed_will.take()
+            {
+                wills.push(w.message);
+            }
+            if stored.expires_at.is_some_and(|at| at <= now) {
+                // invariant: the slot is Offline, checked above
+                let Slot::Offline(s) = std::mem::replace(
+                    slot,
+                    Slot::Online {
+                        conn_id: 0,
+                        kick: CancellationToken::new(),
+                        handoff: None,
+                    },
+                ) else {
+                    return false;
+                };
+                let mut s = *s;
+                // the session ends: a will still waiting goes out now [MQTT-3.1.2-8]
+                if let Some(w) = s.delayed_will.take() {
+                    wills.push(w.message);
+                }
+                expired.push(s);
+                return false;
+            }
+            true
+        });
+        (expired, wills)
+    }
+
+    /// Sessions known (online and offline).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when no session exists.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Offline sessions.
+    pub fn offline(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|s| matches!(s, Slot::Offline(_)))
+            .count()
+    }
+}

@@ -1,0 +1,186 @@
+//! Listeners, the accept loop with connection limits, the background tasks (expiry
+//! sweep, `$SYS`), and graceful shutdown: stop accepting, tell every connection to close
+//! (MQTT 5 clients get DISCONNECT 0x8B), wait for them to flush.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::stats::Stats;
+
+/// How often offline sessions, delayed wills and retained messages are checked for expiry.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+/// How long shutdown waits for connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Server errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A listener could not bind.
+    #[error("cannot listen on {addr} (listener `{name}`): {source}")]
+    Bind {
+        /// Listener name.
+        name: String,
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+struct Listener {
+    name: String,
+    socket: TcpListener,
+    limit: Option<Arc<Semaphore>>,
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    broker: Arc<Broker>,
+    listeners: Vec<Listener>,
+}
+
+impl Server {
+    /// Binds every configured listener.
+    pub async fn bind(config: Config) -> Result<Server, Error> {
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let socket = TcpListener::bind(l.bind)
+                .await
+                .map_err(|source| Error::Bind {
+                    name: l.name.clone(),
+                    addr: l.bind,
+                    source,
+                })?;
+            let limit =
+                (l.max_connections > 0).then(|| Arc::new(Semaphore::new(l.max_connections)));
+            listeners.push(Listener {
+                name: l.name.clone(),
+                socket,
+                limit,
+            });
+        }
+        Ok(Server {
+            broker: Arc::new(Broker::new(config)),
+            listeners,
+        })
+    }
+
+    /// The bound addresses, in listener order.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.socket.local_addr().ok())
+            .collect()
+    }
+
+    /// The shared broker state (for tests and embedding).
+    pub fn broker(&self) -> Arc<Broker> {
+        Arc::clone(&self.broker)
+    }
+
+    /// Serves until `shutdown` is cancelled, then closes every connection gracefully.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        let tracker = TaskTracker::new();
+        let global = Arc::new(Semaphore::new(self.broker.config.limits.max_connections));
+        for l in self.listeners {
+            if let Ok(addr) = l.socket.local_addr() {
+                info!(listener = %l.name, %addr, "listening");
+            }
+            tracker.spawn(accept_loop(
+                l,
+                Arc::clone(&self.broker),
+                Arc::clone(&global),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
+        tracker.spawn(sweeper(Arc::clone(&self.broker), shutdown.clone()));
+        if self.broker.config.sys.enabled {
+            tracker.spawn(crate::sys::publish_loop(
+                Arc::clone(&self.broker),
+                shutdown.clone(),
+            ));
+        }
+        shutdown.cancelled().await;
+        info!("shutting down");
+        tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("connections did not close within {SHUTDOWN_GRACE:?}");
+        }
+        Ok(())
+    }
+}
+
+async fn accept_loop(
+    listener: Listener,
+    broker: Arc<Broker>,
+    global: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            res = listener.socket.accept() => match res {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(listener = %listener.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        Stats::incr(&broker.stats.connections_total);
+        let Ok(global_permit) = Arc::clone(&global).try_acquire_owned() else {
+            refuse(&broker, &listener.name, peer, stream);
+            continue;
+        };
+        let local_permit = match &listener.limit {
+            Some(limit) => match Arc::clone(limit).try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    refuse(&broker, &listener.name, peer, stream);
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let _ = stream.set_nodelay(true);
+        let broker = Arc::clone(&broker);
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            crate::connection::serve(stream, peer, broker, shutdown).await;
+            drop((global_permit, local_permit));
+        });
+    }
+}
+
+fn refuse(broker: &Broker, listener: &str, peer: SocketAddr, stream: TcpStream) {
+    Stats::incr(&broker.stats.connections_refused);
+    warn!(listener, %peer, "connection limit reached, connection refused");
+    drop(stream);
+}
+
+async fn sweeper(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => broker.sweep(std::time::Instant::now()),
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The state of one MQTT session, independent of any network connection: its
+//! subscriptions, the outbound QoS 1/2 messages in flight, the inbound QoS 2 packet
+//! identifiers awaiting PUBREL, and its expiry interval.
+//!
+//! A session outlives connections when it is persistent (3.1.1 clean session 0, MQTT 5
+//! session expiry > 0). All of it is plain data so that a later store can persist it.
+//! No I/O, no locks, no knowledge of the router's internals.
+
+pub mod outbound;
+
+use std::collections::{HashMap, HashSet};
+
+use bytestring::ByteString;
+
+use crate::codec::SubscriptionOptions;
+use crate::topic::TopicFilter;
+use crate::types::{ClientId, PacketId};
+pub use outbound::{Inflight, InflightState, Outbound};
+
+/// One subscription as the session remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSubscription {
+    /// Share name for `$share/{group}/{filter}`, else `None`.
+    pub share_group: Option<ByteString>,
+    /// The filter without the `$share/{group}/` prefix.
+    pub filter: TopicFilter,
+    /// Subscription options.
+    pub options: SubscriptionOptions,
+    /// MQTT 5 Subscription Identifier.
+    pub subscription_id: Option<u32>,
+}
+
+/// Why an inbound QoS 2 PUBLISH was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// More unacknowledged QoS 2 publishes than the broker's Receive Maximum.
+    #[error("[MQTT-3.3.4-9] client exceeded the receive maximum of {0}")]
+    ReceiveMaximumExceeded(u16),
+}
+
+/// What to do with an inbound QoS 2 PUBLISH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qos2Arrival {
+    /// First time this packet id is seen: route the message, then PUBREC.
+    New,
+    /// The id is already awaiting PUBREL (a retransmission): only PUBREC again, never
+    /// route twice [MQTT-4.3.3-9? exactly once].
+    Duplicate,
+}
+
+/// The session state.
+#[derive(Debug)]
+pub struct Session {
+    /// The client identifier owning the session.
+    pub client_id: ClientId,
+    /// Subscriptions keyed by the full filter text of SUBSCRIBE (including any `$share/`).
+    pub subscriptions: HashMap<ByteString, SessionSubscription>,
+    /// Outbound QoS 1/2 messages in flight.
+    pub outbound: Outbound,
+    /// Inbound QoS 2 packet ids received and acknowledged with PUBREC, awaiting PUBREL.
+    pub inbound_qos2: HashSet<PacketId>,
+    /// Session Expiry Interval in seconds (0: ends with the connection; `u32::MAX`: never).
+    pub expiry_interval_secs: u32,
+}
+
+impl Session {
+    /// A new, empty session.
+    pub fn new(client_id: ClientId, expiry_interval_secs: u32) -> Self {
+        Session {
+            client_id,
+            subscriptions: HashMap::new(),
+            outbound: Outbound::default(),
+            inbound_qos2: HashSet::new(),
+            expiry_interval_secs,
+        }
+    }
+
+    /// Registers an inbound QoS 2 packet id, enforcing the broker's receive maximum.
+    pub fn on_qos2_publish(
+        &mut self,
+        packet_id: PacketId,
+        receive_maximum: u16,
+    ) -> Result<Qos2Arrival, Error> {
+        if self.inbound_qos2.contains(&packet_id) {
+            return Ok(Qos2Arrival::Duplicate);
+        }
+        if self.inbound_qos2.len() >= usize::from(receive_maximum) {
+            return Err(Error::ReceiveMaximumExceeded(receive_maximum));
+        }
+        self.inbound_qos2.insert(packet_id);
+        Ok(Qos2Arrival::New)
+    }
+
+    /// Handles PUBREL; false when the id was unknown (MQTT 5: PUBCOMP 0x92).
+    pub fn on_pubrel(&mut self, packet_id: PacketId) -> bool {
+        self.inbound_qos2.remove(&packet_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u16) -> PacketId {
+        PacketId::new(n).unwrap()
+    }
+
+    #[test]
+    fn qos2_retransmission_is_a_duplicate_until_pubrel() {
+        let mut s = Session::new(ClientId::new("c"), 0);
+        assert_eq!(s.on_qos2_publish(id(1), 10), Ok(Qos2Arrival::New));
+        assert_eq!(s.on_qos2_publish(id(1), 10), Ok(Qos2Arrival::Duplicate));
+        assert!(s.on_pubrel(id(1)));
+        assert_eq!(s.on_qos2_publish(id(1), 10), Ok(Qos2Arrival::New));
+    }
+
+    #[test]
+    fn pubrel_for_unknown_id_is_reported() {
+        let mut s = Session::new(ClientId::new("c"), 0);
+        assert!(!s.on_pubrel(id(7)));
+    }
+
+    #[test]
+    fn receive_maximum_exceeded_is_an_error() {
+        let mut s = Session::new(ClientId::new("c"), 0);
+        assert_eq!(s.on_qos2_publish(id(1), 2), Ok(Qos2Arrival::New));
+        assert_eq!(s.on_qos2_publish(id(2), 2), Ok(Qos2Arrival::New));
+        assert_eq!(
+            s.on_qos2_publish(id(3), 2),
+            Err(Error::ReceiveMaximumExceeded(2))
+        );
+        // a retransmission of a known id is still fine
+        assert_eq!(s.on_qos2_publish(id(2), 2), Ok(Qos2Arrival::Duplicate));
+    }
+}

@@ -1,0 +1,55 @@
+//! Broker-wide counters, updated with relaxed atomics on the hot path and read by the
+//! `$SYS` publisher (and later a metrics endpoint). Knows nothing else.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters since start.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Clients connected right now.
+    pub clients_connected: AtomicU64,
+    /// Connections accepted in total.
+    pub connections_total: AtomicU64,
+    /// Connections refused because a connection limit was reached.
+    pub connections_refused: AtomicU64,
+    /// PUBLISH packets received from clients.
+    pub messages_received: AtomicU64,
+    /// PUBLISH packets sent to clients.
+    pub messages_sent: AtomicU64,
+    /// Bytes read from sockets.
+    pub bytes_received: AtomicU64,
+    /// Bytes written to sockets.
+    pub bytes_sent: AtomicU64,
+    /// Deliveries dropped because a session's queue was full.
+    pub dropped_queue_full: AtomicU64,
+    /// Deliveries dropped because the message expired before it could be sent.
+    pub dropped_expired: AtomicU64,
+    /// Deliveries dropped because they exceeded the client's Maximum Packet Size.
+    pub dropped_too_large: AtomicU64,
+    /// Messages refused by the broker (QoS, retain or validation refusals).
+    pub messages_rejected: AtomicU64,
+    /// Connections closed for a protocol violation.
+    pub protocol_errors: AtomicU64,
+}
+
+impl Stats {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds one to a counter.
+    pub fn incr(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Subtracts one from a gauge.
+    pub fn decr(counter: &AtomicU64) {
+        counter.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}

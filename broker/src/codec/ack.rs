@@ -29,7 +29,7 @@ impl AckKind {
     }
 
     /// Reason codes allowed in this packet (MQTT 5 3.4.2.1, 3.5.2.1, 3.6.2.1, 3.7.2.1).
-    fn valid_codes(self) -> &'static [u8] {
+    pub(crate) fn valid_codes(self) -> &'static [u8] {
         match self {
             AckKind::Ack | AckKind::Rec => &[0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99],
             AckKind::Rel | AckKind::Comp => &[0x00, 0x92],

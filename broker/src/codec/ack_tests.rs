@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use test_case::test_case;
 
 use crate::codec::test_util::{decode_error, golden};

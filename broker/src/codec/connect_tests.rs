@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use bytes::Bytes;
 use bytestring::ByteString;
 use test_case::test_case;

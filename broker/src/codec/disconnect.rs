@@ -13,12 +13,12 @@ use super::properties::{
 use crate::types::{ProtocolVersion, ReasonCode};
 
 /// DISCONNECT reason codes (MQTT 5 3.14.2.1).
-const DISCONNECT_CODES: &[u8] = &[
+pub(crate) const DISCONNECT_CODES: &[u8] = &[
     0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90, 0x93, 0x94, 0x95,
     0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2,
 ];
 /// AUTH reason codes (MQTT 5 3.15.2.1).
-const AUTH_CODES: &[u8] = &[0x00, 0x18, 0x19];
+pub(crate) const AUTH_CODES: &[u8] = &[0x00, 0x18, 0x19];
 
 /// Reads the optional reason code and optional properties shared by DISCONNECT and AUTH:
 /// an empty body means reason 0 without properties (MQTT 5 3.14.2.1, 3.15.2.1).

@@ -15,7 +15,7 @@ pub enum Error {
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
     /// The packet, fixed header included, is larger than the configured maximum.
-    #[error("packet of {size} bytes exceeds the maximum of {max} bytes (MQTT 5 3.1.2.11.4)")]
+    #[error("packet of {size} bytes exceeds the maximum of {max} bytes (MQTT 5 3.2.2.3.6)")]
     PacketTooLarge {
         /// Total size announced by the fixed header.
         size: usize,
@@ -23,13 +23,13 @@ pub enum Error {
         max: u32,
     },
     /// A variable byte integer continues past its fourth byte.
-    #[error("[MQTT-1.5.5-1] variable byte integer longer than 4 bytes")]
+    #[error("malformed packet: variable byte integer longer than 4 bytes (MQTT 5 1.5.5)")]
     MalformedVariableInteger,
     /// The first packet of a connection is not CONNECT.
     #[error("[MQTT-3.1.0-1] first packet is type {0}, not connect")]
     FirstPacketNotConnect(u8),
     /// The packet type is reserved (0), or AUTH (15) outside MQTT 5.
-    #[error("[MQTT-2.1.3-1] packet type {0} is reserved")]
+    #[error("malformed packet: packet type {0} is reserved (MQTT 5 2.1.2)")]
     ReservedPacketType(u8),
     /// The fixed-header flags differ from those of table 2.2.
     #[error(
@@ -72,7 +72,9 @@ pub enum Error {
     #[error("[MQTT-3.1.2-3] connect reserved flag is set")]
     ConnectReservedFlag,
     /// Will QoS or Will Retain set while the Will Flag is 0.
-    #[error("[MQTT-3.1.2-11] [MQTT-3.1.2-13] will qos or will retain set without the will flag")]
+    #[error(
+        "[MQTT-3.1.2-11] [MQTT-3.1.2-13] [MQTT-3.1.2-15] will qos or will retain set without the will flag"
+    )]
     WillFlagsWithoutWill,
     /// Will QoS 3.
     #[error("[MQTT-3.1.2-12] [MQTT-3.1.2-14] will qos 3")]
@@ -119,7 +121,7 @@ pub enum Error {
     DuplicateProperty(u8),
     /// A property value outside its range: a boolean other than 0/1, Receive Maximum 0,
     /// Maximum Packet Size 0, Subscription Identifier 0, Maximum QoS above 1.
-    #[error("protocol error: invalid value for property {0:#04x} (MQTT 5 3.x)")]
+    #[error("protocol error: invalid value for property {0:#04x}")]
     InvalidPropertyValue(u8),
 }
 
@@ -173,8 +175,8 @@ pub enum EncodeError {
     /// The remaining length or a variable byte integer exceeds 268435455 (MQTT 5 1.5.5).
     #[error("value {0} exceeds the variable byte integer maximum 268435455")]
     VariableIntegerTooLarge(usize),
-    /// PUBLISH with QoS > 0 but no packet identifier [MQTT-2.2.1-2].
-    #[error("[MQTT-2.2.1-2] publish qos > 0 without a packet identifier")]
+    /// PUBLISH with QoS > 0 but no packet identifier [MQTT-2.2.1-3].
+    #[error("[MQTT-2.2.1-3] publish qos > 0 without a packet identifier")]
     MissingPacketId,
     /// PUBLISH with QoS 0 and a packet identifier [MQTT-2.2.1-2].
     #[error("[MQTT-2.2.1-2] publish qos 0 with a packet identifier")]

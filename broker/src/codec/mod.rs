@@ -9,11 +9,13 @@
 //!
 //! Layout: `frame` (fixed header, size limit, dispatch), `primitives` (integers, strings,
 //! binary data), `properties` (generic MQTT 5 properties), then one module per packet
-//! family: `connect` (CONNECT, CONNACK), `publish`, `ack` (PUBACK..PUBCOMP), `subscribe`
+//! family: `connect` (CONNECT, CONNACK; their properties in
+//! `connect_properties`), `publish`, `ack` (PUBACK..PUBCOMP), `subscribe`
 //! (SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK) and `disconnect` (DISCONNECT, AUTH).
 
 mod ack;
 mod connect;
+mod connect_properties;
 mod disconnect;
 mod error;
 mod frame;

@@ -12,7 +12,7 @@ use bytestring::ByteString;
 
 use crate::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
 
-/// User properties (0x26), in order, duplicates allowed [MQTT-3.1.2-?].
+/// User properties (0x26), in order; a property and a name may repeat (MQTT 5 3.1.2.11.8).
 pub type UserProperties = Vec<(ByteString, ByteString)>;
 
 /// Every MQTT control packet.

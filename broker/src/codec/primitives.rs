@@ -118,8 +118,9 @@ impl Reader {
     }
 
     /// UTF-8 Encoded String (MQTT 5 1.5.4, 3.1.1 1.5.3). Ill-formed UTF-8 (overlong
-    /// forms, surrogates) and U+0000 are rejected. Control characters and non-characters
-    /// are only "SHOULD NOT" [MQTT-1.5.4-3] and are accepted.
+    /// forms, surrogates) [MQTT-1.5.4-1] and U+0000 [MQTT-1.5.4-2] are rejected. Control
+    /// characters (U+0001..U+001F, U+007F..U+009F) and non-characters are only "SHOULD
+    /// NOT" and are accepted. A BOM is kept as U+FEFF, never stripped [MQTT-1.5.4-3].
     pub(crate) fn string(&mut self) -> Result<ByteString, Error> {
         let bytes = self.binary()?;
         if bytes.contains(&0) {
@@ -218,6 +219,7 @@ pub(crate) fn put_string<S: Sink>(s: &mut S, value: &str) -> Result<(), EncodeEr
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

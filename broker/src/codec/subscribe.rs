@@ -16,13 +16,13 @@ use super::properties::{
 use crate::types::{ProtocolVersion, QoS, ReasonCode};
 
 /// SUBACK reason codes (MQTT 5 3.9.3).
-const SUBACK_CODES: &[u8] = &[
+pub(crate) const SUBACK_CODES: &[u8] = &[
     0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2,
 ];
 /// 3.1.1 SUBACK return codes (3.1.1 3.9.3).
 const V3_SUBACK_CODES: &[u8] = &[0x00, 0x01, 0x02, 0x80];
 /// UNSUBACK reason codes (MQTT 5 3.11.3).
-const UNSUBACK_CODES: &[u8] = &[0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91];
+pub(crate) const UNSUBACK_CODES: &[u8] = &[0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91];
 
 /// Decodes the SUBSCRIBE body.
 pub(crate) fn decode_subscribe(

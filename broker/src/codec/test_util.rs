@@ -1,5 +1,7 @@
 //! Helpers for the golden tests of every packet module.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use bytes::BytesMut;
 
 use super::{Error, Packet, decode, encode, encoded_len};

@@ -180,7 +180,8 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
                     Err(e) => return End::Io(e),
                 }
             }
-            res = io.reader.read_buf(&mut io.rbuf) => {
+            // Backpressure: a client that does not read its acknowledgements is not read either.
+            res = io.reader.read_buf(&mut io.rbuf), if io.wbuf.len() < 4 * conn.broker.config.limits.write_buffer_high_water_bytes => {
                 match res {
                     Ok(0) => return End::Closed,
                     Ok(n) => {

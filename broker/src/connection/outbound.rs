@@ -78,31 +78,33 @@ impl Conn {
         }
         // [MQTT-3.1.2-25] never send more than the client's Maximum Packet Size: the
         // message is dropped for this client as if delivered.
-        let size = codec::encoded_len(&Packet::Publish(publish.clone()), self.version);
+        let mut packet = Packet::Publish(publish);
+        let size = codec::encoded_len(&packet, self.version);
         if size > self.client_max_packet as usize {
             Stats::incr(&stats.dropped_too_large);
             tracing::debug!(topic = %d.message.topic, size, max = self.client_max_packet, "message larger than the client's maximum packet size dropped");
             return;
         }
-        if v5 {
-            self.apply_outbound_alias(&mut publish);
+        let mut packet_id = None;
+        if let Packet::Publish(publish) = &mut packet {
+            if v5 {
+                self.apply_outbound_alias(publish, &d.message.topic);
+            }
+            packet_id = publish.packet_id;
         }
-        io.encode(&Packet::Publish(publish.clone()));
+        io.encode(&packet);
         Stats::incr(&stats.messages_sent);
-        if let Some(id) = publish.packet_id {
+        if let Some(id) = packet_id {
             self.session.outbound.push(id, d);
         }
     }
 
     /// [MQTT-3.3.2-?] outbound aliases only up to the client's Topic Alias Maximum.
-    fn apply_outbound_alias(&mut self, publish: &mut Publish) {
+    fn apply_outbound_alias(&mut self, publish: &mut Publish, topic: &crate::topic::TopicName) {
         if self.client_topic_alias_max == 0 {
             return;
         }
-        let Ok(topic) = crate::topic::TopicName::new(publish.topic.clone()) else {
-            return;
-        };
-        if let Some(alias) = self.outbound_aliases.get(&topic) {
+        if let Some(alias) = self.outbound_aliases.get(topic) {
             publish.properties.topic_alias = Some(*alias);
             publish.topic = ByteString::new();
             return;
@@ -110,7 +112,7 @@ impl Conn {
         let next = self.outbound_aliases.len() + 1;
         if next <= usize::from(self.client_topic_alias_max) {
             let alias = next as u16;
-            self.outbound_aliases.insert(topic, alias);
+            self.outbound_aliases.insert(topic.clone(), alias);
             publish.properties.topic_alias = Some(alias);
         }
     }

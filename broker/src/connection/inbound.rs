@@ -118,6 +118,12 @@ impl Conn {
                 "[MQTT-3.2.2-14] PUBLISH with RETAIN while retain is not available",
             ));
         }
+        if !p.properties.subscription_identifiers.is_empty() {
+            return Err(Error::protocol(
+                ReasonCode::PROTOCOL_ERROR,
+                "[MQTT-3.3.4-6] PUBLISH from a client contains a subscription identifier",
+            ));
+        }
         let topic = self.resolve_topic(&p)?;
         if p.properties.payload_format_indicator == Some(1)
             && std::str::from_utf8(&p.payload).is_err()
@@ -205,6 +211,12 @@ impl Conn {
                 let t = self.topic_name(&p.topic)?;
                 self.inbound_aliases.insert(alias, t.clone());
                 t
+            }
+            None if p.topic.is_empty() && self.version.is_v5() => {
+                return Err(Error::protocol(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "[MQTT-3.3.2-1] empty topic name without a topic alias",
+                ));
             }
             None => self.topic_name(&p.topic)?,
         };

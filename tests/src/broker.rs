@@ -1,0 +1,74 @@
+//! [`TestBroker`]: a Cauldron server started in process on 127.0.0.1, port 0,
+//! stopped through its `CancellationToken`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use cauldron::config::{Config, ListenerConfig};
+use cauldron::server::Server;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long [`TestBroker::stop`] waits for the server task to finish.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running broker for one test. Dropping it cancels the server.
+pub struct TestBroker {
+    /// The address of the (only) listener.
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<Result<(), cauldron::server::Error>>>,
+}
+
+impl TestBroker {
+    /// Validates `config`, forces a single listener on 127.0.0.1:0 and runs
+    /// the server in a task of the test's runtime.
+    pub async fn start(mut config: Config) -> TestBroker {
+        let bind: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let max_connections = config.listeners.first().map_or(0, |l| l.max_connections);
+        config.listeners = vec![ListenerConfig {
+            name: "test".into(),
+            bind,
+            max_connections,
+        }];
+        if let Err(e) = config.validate() {
+            panic!("test configuration rejected by the broker: {e}");
+        }
+        let server = Server::bind(config)
+            .await
+            .unwrap_or_else(|e| panic!("Server::bind: {e}"));
+        let addr = server.local_addrs()[0];
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server.run(shutdown.clone()));
+        TestBroker {
+            addr,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// A broker on `Config::default()`.
+    pub async fn start_default() -> TestBroker {
+        TestBroker::start(Config::default()).await
+    }
+
+    /// Graceful shutdown: cancels the token and waits for `Server::run` to
+    /// return, failing the test if it errs, panics or hangs.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            match tokio::time::timeout(STOP_TIMEOUT, task).await {
+                Err(_) => panic!("the server did not stop within {STOP_TIMEOUT:?}"),
+                Ok(Err(join)) => panic!("the server task panicked: {join}"),
+                Ok(Ok(Err(e))) => panic!("the server returned an error: {e}"),
+                Ok(Ok(Ok(()))) => {}
+            }
+        }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

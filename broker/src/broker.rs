@@ -34,6 +34,7 @@ pub struct Broker {
     /// When the broker started.
     pub started: Instant,
     next_conn_id: AtomicU64,
+    system_retained: std::sync::atomic::AtomicUsize,
 }
 
 impl Broker {
@@ -47,6 +48,7 @@ impl Broker {
             stats: Stats::default(),
             started: Instant::now(),
             next_conn_id: AtomicU64::new(1),
+            system_retained: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -77,14 +79,25 @@ impl Broker {
             retained.remove(&message.topic);
             return;
         }
+        // `$SYS` statistics are the broker's own and do not count against the limit.
+        let system = message.topic.is_system() && message.publisher.is_none();
         let limit = self.config.mqtt.max_retained_messages;
-        if limit > 0 && retained.len() >= limit && retained.get(&message.topic).is_none() {
+        let used = retained
+            .len()
+            .saturating_sub(self.system_retained.load(Ordering::Relaxed));
+        if !system && limit > 0 && used >= limit && retained.get(&message.topic).is_none() {
             Stats::incr(&self.stats.messages_rejected);
             debug!(topic = %message.topic, "retained store full, message not retained");
             return;
         }
         // The stored copy keeps RETAIN set; deliveries decide per subscription.
-        retained.insert(message.topic.clone(), Arc::clone(message));
+        if retained
+            .insert(message.topic.clone(), Arc::clone(message))
+            .is_none()
+            && system
+        {
+            self.system_retained.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Retained messages matching `filter` that have not expired.

@@ -334,3 +334,84 @@ async fn connection_limit_refuses_extra_clients() {
     tokio::time::sleep(integration::ms(200)).await;
     RawClient::connect_v311(b.addr, "four").await.ping().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_pipelined_behind_connect_are_answered_after_connack() {
+    // 3.1.4 (3.1.1): clients may send packets right after CONNECT without
+    // waiting; [MQTT-3.2.0-1] (5.0) CONNACK is the first packet sent back.
+    let b = TestBroker::start_default().await;
+    let mut c = RawClient::connect(b.addr).await;
+    let mut bytes = Connect::v311("eager").bytes();
+    bytes.extend(packets::subscribe(1, &[("eager/t", 1)]));
+    bytes.extend(Publish::new("eager/t", b"me").qos(1, 2).bytes());
+    bytes.extend(packets::pingreq());
+    c.send(&bytes).await;
+    let (f, body) = c.recv_packet().await;
+    assert_eq!((f, body), (0x20, vec![0, 0]), "CONNACK first");
+    let (f, body) = c.recv_packet().await;
+    assert_eq!((f, body), (0x90, vec![0, 1, 1]), "then SUBACK");
+    let mut seen = (false, false, false);
+    while seen != (true, true, true) {
+        let (f, body) = c.recv_packet().await;
+        match f >> 4 {
+            packets::kind::PUBACK => seen.0 = true,
+            packets::kind::PUBLISH => {
+                let p = packets::parse_publish(f, &body, false);
+                assert_eq!(p.payload_str(), "me");
+                c.ack(&p).await;
+                seen.1 = true;
+            }
+            packets::kind::PINGRESP => seen.2 = true,
+            _ => panic!("unexpected {}", packets::kind::name(f)),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_accepted_without_authentication_configured() {
+    // [MQTT-3.1.2-19] / [MQTT-3.1.2-21]: user name and password fields parsed
+    // in both generations (5.0 allows a password without user name).
+    let b = TestBroker::start_default().await;
+    RawClient::connect_with(
+        b.addr,
+        &Connect::v311("user").credentials("alice", b"secret"),
+    )
+    .await
+    .0
+    .ping()
+    .await;
+    RawClient::connect_with(
+        b.addr,
+        &Connect::v5("user5").credentials("bob", &[0, 159, 146, 150]),
+    )
+    .await
+    .0
+    .ping()
+    .await;
+    let mut pw_only = Connect::v5("pw5");
+    pw_only.password = Some(b"token".to_vec());
+    RawClient::connect_with(b.addr, &pw_only)
+        .await
+        .0
+        .ping()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn will_topic_with_a_wildcard_is_refused() {
+    // 4.7.1: the will topic is a topic name, so no wildcards. 3.1.1 closes
+    // ([MQTT-3.1.4-1]) or refuses with a CONNACK ([MQTT-3.1.4-2]); 5.0 may
+    // answer CONNACK 0x90 or 0x82.
+    let b = TestBroker::start_default().await;
+    let mut c = RawClient::connect(b.addr).await;
+    c.expect_connect_refused_or_closed(&Connect::v311("ww").will(Will::new("w/#", b"x")))
+        .await;
+    let mut c = RawClient::connect(b.addr).await;
+    let code = c
+        .expect_connect_refused_or_closed(&Connect::v5("ww5").will(Will::new("w/+", b"x")))
+        .await;
+    assert!(
+        matches!(code, None | Some(0x90) | Some(0x82) | Some(0x81)),
+        "CONNACK {code:?}"
+    );
+}

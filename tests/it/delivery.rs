@@ -267,3 +267,54 @@ async fn packet_ids_wrap_around_without_reusing_one_still_in_flight() {
         "only {distinct} distinct packet ids used"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_churn_during_traffic_leaves_a_consistent_router() {
+    // Subscribing and unsubscribing 200 times while messages flow: afterwards
+    // the last subscription (and only it) is in effect.
+    let b = TestBroker::start_default().await;
+    let addr = b.addr;
+    let traffic = tokio::spawn(async move {
+        let mut p = RawClient::connect_v311(addr, "churn-pub").await;
+        for i in 0..400 {
+            p.send(&Publish::new("churn/t", i.to_string().as_bytes()).bytes())
+                .await;
+            tokio::task::yield_now().await;
+        }
+        p.ping().await;
+    });
+    let mut c = RawClient::connect_v311(b.addr, "churner").await;
+    for _ in 0..200 {
+        let id = c.next_packet_id();
+        c.send(&packets::subscribe(id, &[("churn/#", 0)])).await;
+        let id = c.next_packet_id();
+        c.send(&packets::unsubscribe(id, &["churn/#"])).await;
+    }
+    // Every SUBSCRIBE and UNSUBSCRIBE is answered, in order [MQTT-3.8.4-1] /
+    // [MQTT-3.10.4-4]; messages may arrive in between.
+    let (mut subacks, mut unsubacks) = (Vec::new(), Vec::new());
+    while subacks.len() < 200 || unsubacks.len() < 200 {
+        let (f, body) = c.recv_packet().await;
+        match f >> 4 {
+            kind::SUBACK => subacks.push(packets::parse_suback(&body, false).0),
+            kind::UNSUBACK => unsubacks.push(packets::parse_suback(&body, false).0),
+            kind::PUBLISH => {}
+            _ => panic!("unexpected {}", kind::name(f)),
+        }
+    }
+    assert_eq!(subacks, (0..200).map(|i| 2 * i + 1).collect::<Vec<u16>>());
+    assert_eq!(unsubacks, (0..200).map(|i| 2 * i + 2).collect::<Vec<u16>>());
+    traffic.await.unwrap();
+    while let integration::raw::Next::Packet(..) = c.next(ms(300)).await {}
+    c.subscribe("churn/#", 1).await;
+    let mut p = RawClient::connect_v311(b.addr, "churn-marker").await;
+    p.publish(Publish::new("churn/end", b"marker").qos(1, 0))
+        .await;
+    let m = c.recv_publish_acked().await;
+    assert_eq!((m.topic.as_str(), m.qos), ("churn/end", 1));
+    c.expect_no_packet(QUIET).await;
+    assert_eq!(c.unsubscribe("churn/#").await, Vec::<u8>::new());
+    p.publish(Publish::new("churn/end", b"after").qos(1, 0))
+        .await;
+    c.expect_no_packet(QUIET).await;
+}

@@ -450,3 +450,80 @@ async fn qos2_publish_over_maximum_qos_gets_disconnect_0x9b() {
         .await;
     c.expect_disconnect(0x9B).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn will_qos_above_maximum_qos_is_refused_with_0x9b() {
+    // [MQTT-3.2.2-12]: a Will QoS beyond the server's capability: CONNACK
+    // 0x9B (QoS not supported), then close.
+    let mut config = Config::default();
+    config.mqtt.maximum_qos = 0;
+    let b = TestBroker::start(config).await;
+    let mut c = RawClient::connect(b.addr).await;
+    c.expect_refused(
+        &packets::Connect::v5("willq").will(packets::Will::new("w/t", b"x").qos(1)),
+        0x9B,
+    )
+    .await;
+    let (mut ok, ack) = RawClient::connect_v5(b.addr, "q0", Props::new()).await;
+    assert_eq!(ack.props.int(prop::MAXIMUM_QOS), Some(0));
+    ok.send(&Publish::new("q/t", b"x").qos(1, 1).v5().bytes())
+        .await;
+    ok.expect_disconnect(0x9B).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_with_reason_codes_and_properties_are_understood() {
+    // MQTT 5.0 3.4-3.7: PUBACK, PUBREC, PUBREL and PUBCOMP may carry a reason
+    // code and properties (Reason String, User Property).
+    let b = TestBroker::start_default().await;
+    let (mut sub, _) = RawClient::connect_v5(
+        b.addr,
+        "longacks",
+        Props::new().u16(prop::RECEIVE_MAXIMUM, 1),
+    )
+    .await;
+    sub.subscribe("la/t", 2).await;
+    let (mut publisher, _) = RawClient::connect_v5(b.addr, "longacks-pub", Props::new()).await;
+    let long_ack = |first: u8, id: u16| {
+        let mut body = id.to_be_bytes().to_vec();
+        body.push(0x00);
+        body.extend(
+            Props::new()
+                .string(prop::REASON_STRING, "fine")
+                .user("k", "v")
+                .encode(),
+        );
+        packets::frame(first, &body)
+    };
+    // Inbound QoS 2 with a long-form PUBREL.
+    publisher
+        .send(&Publish::new("la/t", b"one").qos(2, 1).v5().bytes())
+        .await;
+    assert_eq!(publisher.recv_kind(kind::PUBREC).await.0, 0x50);
+    publisher.send(&long_ack(0x62, 1)).await;
+    let (_, body) = publisher.recv_kind(kind::PUBCOMP).await;
+    assert_eq!(parse_ack(&body).0, 1);
+    // Outbound QoS 2 completed with long-form PUBREC and PUBCOMP.
+    let m = sub.recv_publish().await;
+    sub.send(&long_ack(0x50, m.packet_id)).await;
+    assert_eq!(sub.recv_kind(kind::PUBREL).await.0, 0x62);
+    sub.send(&long_ack(0x70, m.packet_id)).await;
+    // Outbound QoS 1 completed with a long-form PUBACK; the window of 1 frees.
+    publisher
+        .publish(Publish::new("la/t", b"two").qos(1, 0))
+        .await;
+    publisher
+        .publish(Publish::new("la/t", b"three").qos(1, 0))
+        .await;
+    for want in ["two", "three"] {
+        let m = sub.recv_publish().await;
+        assert_eq!(m.payload_str(), want);
+        sub.send(&long_ack(0x40, m.packet_id)).await;
+    }
+    sub.send(&packets::disconnect_v5(
+        0x00,
+        &Props::new().string(prop::REASON_STRING, "bye"),
+    ))
+    .await;
+    sub.expect_closed().await;
+}

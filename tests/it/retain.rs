@@ -3,7 +3,7 @@
 //! the MQTT 5 Retain Handling option.
 
 use integration::packets::{Connect, Props, Publish, Will, prop, sub_options};
-use integration::{Config, QUIET, RawClient, TestBroker};
+use integration::{Config, QUIET, RawClient, TestBroker, ms};
 
 async fn retain(addr: std::net::SocketAddr, topic: &str, payload: &[u8], qos: u8) {
     let mut c = RawClient::connect_v311(addr, "retainer").await;
@@ -212,4 +212,56 @@ async fn retain_unavailable_is_announced_and_enforced() {
     c.send(&Publish::new("nr/t", b"x").retain().v5().bytes())
         .await;
     c.expect_disconnect(0x9A).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_store_limit_keeps_existing_topics_and_still_delivers_live() {
+    // mqtt.max_retained_messages: a full store refuses new topics (the
+    // message is still delivered live), replacing or deleting stored ones works.
+    let mut config = Config::default();
+    config.mqtt.max_retained_messages = 2;
+    // $SYS is on (the default): its statistics must not use up the quota
+    // meant for clients' retained messages.
+    config.sys.enabled = true;
+    let b = TestBroker::start(config).await;
+    let mut live = RawClient::connect_v311(b.addr, "live").await;
+    live.subscribe("cap/#", 0).await;
+    retain(b.addr, "cap/a", b"a1", 0).await;
+    retain(b.addr, "cap/b", b"b1", 0).await;
+    retain(b.addr, "cap/c", b"c1", 0).await; // over the limit
+    retain(b.addr, "cap/a", b"a2", 0).await; // replacement
+    let got: Vec<String> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(live.recv_publish().await.payload_str().to_string());
+        }
+        v
+    };
+    assert_eq!(
+        got,
+        vec!["a1", "b1", "c1", "a2"],
+        "live delivery is unaffected by the limit"
+    );
+    let mut late = RawClient::connect_v311(b.addr, "late-cap").await;
+    late.subscribe("cap/#", 0).await;
+    let mut stored = Vec::new();
+    while let integration::raw::Next::Packet(f, body) = late.next(ms(500)).await {
+        stored.push(
+            integration::packets::parse_publish(f, &body, false)
+                .payload_str()
+                .to_string(),
+        );
+    }
+    stored.sort();
+    assert_eq!(
+        stored,
+        vec!["a2", "b1"],
+        "retained messages after filling the store"
+    );
+    // Deleting frees a slot.
+    retain(b.addr, "cap/b", b"", 0).await;
+    retain(b.addr, "cap/c", b"c2", 0).await;
+    let mut later = RawClient::connect_v311(b.addr, "later-cap").await;
+    later.subscribe("cap/c", 0).await;
+    assert_eq!(later.recv_publish().await.payload_str(), "c2");
 }

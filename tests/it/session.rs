@@ -301,3 +301,196 @@ async fn offline_queue_is_bounded_by_max_queued_messages() {
     assert_eq!(payloads.len(), got.len(), "duplicates");
     integration::assert_healthy(b.addr).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v5_disconnect_can_end_the_session_with_expiry_zero() {
+    // MQTT 5.0 3.14.2.2.2: the DISCONNECT's Session Expiry Interval replaces
+    // the CONNECT's; 0 ends the session now.
+    let b = TestBroker::start_default().await;
+    let (mut c, _) = RawClient::connect_with(b.addr, &persistent5("ender", 300)).await;
+    c.subscribe("end/t", 1).await;
+    c.send(&packets::disconnect_v5(
+        0x00,
+        &Props::new().u32(prop::SESSION_EXPIRY_INTERVAL, 0),
+    ))
+    .await;
+    c.expect_closed().await;
+    let (_c, ack) = RawClient::connect_with(b.addr, &persistent5("ender", 300)).await;
+    assert!(
+        !ack.session_present,
+        "session survived a DISCONNECT with expiry 0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v5_disconnect_can_extend_the_session_expiry() {
+    // MQTT 5.0 3.14.2.2.2: a non-zero CONNECT interval may be raised on
+    // DISCONNECT (1 s -> 60 s): the session outlives the original 1 s.
+    let b = TestBroker::start_default().await;
+    let (mut c, _) = RawClient::connect_with(b.addr, &persistent5("extender", 1)).await;
+    c.subscribe("ext/t", 1).await;
+    c.send(&packets::disconnect_v5(
+        0x00,
+        &Props::new().u32(prop::SESSION_EXPIRY_INTERVAL, 60),
+    ))
+    .await;
+    c.expect_closed().await;
+    tokio::time::sleep(ms(1800)).await;
+    publish_all(b.addr, "ext/t", &[(1, "still here")]).await;
+    let (mut c, ack) = RawClient::connect_with(b.addr, &persistent5("extender", 60)).await;
+    assert!(
+        ack.session_present,
+        "session expired with the CONNECT's interval"
+    );
+    assert_eq!(c.recv_publish_acked().await.payload_str(), "still here");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn takeover_moves_unacknowledged_messages_to_the_new_connection() {
+    // [MQTT-3.1.4-2] / [MQTT-4.4.0-1]: the session (with its inflight QoS 1
+    // message) continues on the new connection, which gets it with DUP.
+    let b = TestBroker::start_default().await;
+    let (mut old, _) = RawClient::connect_with(b.addr, &persistent311("mover")).await;
+    old.subscribe("mv/t", 1).await;
+    publish_all(b.addr, "mv/t", &[(1, "inflight")]).await;
+    let first = old.recv_publish().await;
+    let (mut new, ack) = RawClient::connect_with(b.addr, &persistent311("mover")).await;
+    assert!(ack.session_present);
+    old.expect_closed().await;
+    let again = new.recv_publish().await;
+    assert_eq!(
+        (again.payload_str(), again.packet_id, again.dup),
+        ("inflight", first.packet_id, true)
+    );
+    new.ack(&again).await;
+    new.expect_no_packet(QUIET).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retransmissions_come_before_messages_queued_while_offline() {
+    // [MQTT-4.4.0-1] with [MQTT-4.6.0-6]: unacknowledged messages are resent
+    // first (with DUP), then the ones queued while offline, in order.
+    let b = TestBroker::start_default().await;
+    let (mut c, _) = RawClient::connect_with(b.addr, &persistent311("orderly")).await;
+    c.subscribe("ord/t", 1).await;
+    publish_all(b.addr, "ord/t", &[(1, "1"), (1, "2")]).await;
+    let (one, two) = (c.recv_publish().await, c.recv_publish().await);
+    assert_eq!((one.payload_str(), two.payload_str()), ("1", "2"));
+    c.drop_connection();
+    tokio::time::sleep(ms(200)).await;
+    publish_all(b.addr, "ord/t", &[(1, "3"), (1, "4")]).await;
+    let (mut c, _) = RawClient::connect_with(b.addr, &persistent311("orderly")).await;
+    let got: Vec<(String, bool)> = drain(&mut c, ms(500))
+        .await
+        .iter()
+        .map(|p| (p.payload_str().to_string(), p.dup))
+        .collect();
+    let want = [("1", true), ("2", true), ("3", false), ("4", false)]
+        .map(|(p, d)| (p.to_string(), d))
+        .to_vec();
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_queue_overflow_is_counted() {
+    // The issue: bounded queues for offline sessions "with counted drops",
+    // visible as $SYS/broker/messages/dropped.
+    let mut config = Config::default();
+    config.limits.max_queued_messages = 3;
+    config.sys.interval_secs = 1;
+    let b = TestBroker::start(config).await;
+    let (mut c, _) = RawClient::connect_with(b.addr, &persistent311("overflow")).await;
+    c.subscribe("of/t", 1).await;
+    c.disconnect().await;
+    let msgs: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    let pairs: Vec<(u8, &str)> = msgs.iter().map(|m| (1, m.as_str())).collect();
+    publish_all(b.addr, "of/t", &pairs).await;
+    let mut sys = RawClient::connect_v311(b.addr, "sys-watch").await;
+    sys.subscribe("$SYS/broker/messages/dropped", 0).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        if let Next::Packet(f, body) = sys.next(ms(300)).await {
+            last = packets::parse_publish(f, &body, false)
+                .payload_str()
+                .to_string();
+            if last.parse::<u64>().is_ok_and(|n| n >= 7) {
+                return;
+            }
+        }
+    }
+    panic!(
+        "$SYS/broker/messages/dropped = {last:?}, expected at least 7 (10 sent to a queue of 3)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn takeover_with_clean_session_discards_the_old_session() {
+    // [MQTT-3.1.4-2] the old connection is closed, and [MQTT-3.1.2-6]
+    // (3.1.1) CleanSession 1 starts a new session without its subscriptions.
+    let b = TestBroker::start_default().await;
+    let (mut old, _) = RawClient::connect_with(b.addr, &persistent311("switch")).await;
+    old.subscribe("sw/t", 1).await;
+    let (mut new, ack) = RawClient::connect_with(b.addr, &Connect::v311("switch")).await;
+    assert!(!ack.session_present);
+    old.expect_closed().await;
+    publish_all(b.addr, "sw/t", &[(1, "old subscription")]).await;
+    new.expect_no_packet(QUIET).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_retransmission_on_a_live_v5_connection() {
+    // [MQTT-4.4.0-1] (5.0): resending happens on reconnect only; "Clients and
+    // Servers MUST NOT resend messages at any other time".
+    let b = TestBroker::start_default().await;
+    let (mut c, _) = RawClient::connect_v5(b.addr, "patient", Props::new()).await;
+    c.subscribe("pt/t", 1).await;
+    publish_all(b.addr, "pt/t", &[(1, "once")]).await;
+    let m = c.recv_publish().await;
+    assert!(!m.dup);
+    c.expect_no_packet(ms(3000)).await;
+    c.ack(&m).await;
+    c.ping().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_connects_with_one_client_id_leave_one_working_session() {
+    // [MQTT-3.1.4-2] under contention: 20 simultaneous CONNECTs with the same
+    // id; every earlier connection is closed, the survivor works.
+    let b = TestBroker::start_default().await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let addr = b.addr;
+        tasks.push(tokio::spawn(async move {
+            RawClient::connect_with(addr, &persistent311("crowd"))
+                .await
+                .0
+        }));
+    }
+    let mut clients = Vec::new();
+    for t in tasks {
+        clients.push(t.await.unwrap());
+    }
+    let mut alive = Vec::new();
+    for mut c in clients {
+        if c.try_send(&packets::pingreq()).await.is_err() {
+            continue;
+        }
+        match c.next(ms(1000)).await {
+            Next::Packet(0xD0, _) => alive.push(c),
+            Next::Closed => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        alive.len(),
+        1,
+        "{} connections of one client id survived",
+        alive.len()
+    );
+    let mut last = alive.pop().unwrap();
+    last.subscribe("crowd/t", 1).await;
+    publish_all(b.addr, "crowd/t", &[(1, "hello")]).await;
+    assert_eq!(last.recv_publish_acked().await.payload_str(), "hello");
+    integration::assert_healthy(b.addr).await;
+}

@@ -515,3 +515,82 @@ async fn one_subscribe_with_many_filters_is_handled_like_many_subscribes() {
     }
     assert_eq!(got.len(), 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_dollar_topics_are_not_sent_to_leading_wildcard_subscriptions() {
+    // [MQTT-4.7.2-1] holds for retained messages delivered on subscribe too
+    // ($SYS values are retained; here with $SYS published every second).
+    let mut config = Config::default();
+    config.sys.interval_secs = 1;
+    let b = TestBroker::start(config).await;
+    let mut p = RawClient::connect_v311(b.addr, "rd-pub").await;
+    p.publish(Publish::new("$app/state", b"hidden").qos(1, 0).retain())
+        .await;
+    p.publish(Publish::new("app/state", b"visible").qos(1, 0).retain())
+        .await;
+    tokio::time::sleep(ms(1300)).await; // $SYS values have been published
+    let mut c = RawClient::connect_v311(b.addr, "rd-sub").await;
+    c.subscribe_with(&[("#", 0), ("+/state", 0)], Props::new())
+        .await;
+    let mut topics = BTreeSet::new();
+    while let Next::Packet(f, body) = c.next(ms(1500)).await {
+        let m = packets::parse_publish(f, &body, false);
+        assert!(
+            !m.topic.starts_with('$'),
+            "{} delivered to a leading wildcard",
+            m.topic
+        );
+        topics.insert(m.topic);
+    }
+    assert!(topics.contains("app/state"), "got {topics:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_local_subscription_does_not_contribute_to_an_overlapping_delivery() {
+    // [MQTT-3.8.3-3] with [MQTT-3.3.4-3]: an own message matching a No Local
+    // subscription (id 1) and an ordinary one (id 2) arrives for the
+    // ordinary one only, so it carries identifier 2 and never 1.
+    let b = TestBroker::start_default().await;
+    let (mut c, _) = RawClient::connect_v5(b.addr, "mixed", Props::new()).await;
+    c.subscribe_with(
+        &[("nlo/#", sub_options(1, true, false, 0))],
+        Props::new().varint(prop::SUBSCRIPTION_IDENTIFIER, 1),
+    )
+    .await;
+    c.subscribe_with(
+        &[("nlo/+", sub_options(0, false, false, 0))],
+        Props::new().varint(prop::SUBSCRIPTION_IDENTIFIER, 2),
+    )
+    .await;
+    c.publish(Publish::new("nlo/t", b"own").qos(1, 0)).await;
+    let mut ids = Vec::new();
+    while let Next::Packet(f, body) = c.next(ms(500)).await {
+        let p = packets::parse_publish(f, &body, true);
+        assert_eq!(p.qos, 0, "the No Local subscription's QoS 1 must not apply");
+        c.ack(&p).await;
+        ids.extend(p.props.subscription_ids());
+    }
+    assert_eq!(ids, vec![2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_level_limit_refuses_deep_filters_and_topics() {
+    // limits.max_topic_levels: a deeper filter is refused in SUBACK, a deeper
+    // topic name is not routed.
+    let mut config = Config::default();
+    config.limits.max_topic_levels = 3;
+    let b = TestBroker::start(config).await;
+    let (mut c, _) = RawClient::connect_v5(b.addr, "levels", Props::new()).await;
+    let codes = c
+        .subscribe_with(&[("a/b/c", 0), ("a/b/c/d", 0), ("#", 0)], Props::new())
+        .await;
+    assert_eq!(codes[0], 0);
+    assert!(codes[1] >= 0x80, "a 4-level filter was granted: {codes:?}");
+    let mut p = RawClient::connect_v311(b.addr, "deep-pub").await;
+    p.send(&Publish::new("a/b/c/d", b"deep").bytes()).await;
+    let _ = p.next(ms(200)).await; // closed or ignored, either is fine
+    let mut p = RawClient::connect_v311(b.addr, "flat-pub").await;
+    p.publish(Publish::new("a/b/c", b"flat").qos(1, 0)).await;
+    let m = c.recv_publish().await;
+    assert_eq!(m.payload_str(), "flat", "the 4-level topic was routed");
+}

@@ -523,3 +523,218 @@ async fn message_expiry_is_forwarded_on_live_delivery() {
         .expect("forwarded");
     assert!((29..=30).contains(&left), "remaining {left}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_expiring_while_queued_behind_a_full_window_is_not_delivered() {
+    // [MQTT-3.3.2-5]: the subscriber's Receive Maximum 1 is taken by an
+    // unacknowledged message; a second one expires while it waits.
+    let b = TestBroker::start_default().await;
+    let (mut sub, _) = RawClient::connect_v5(
+        b.addr,
+        "window1",
+        Props::new().u16(prop::RECEIVE_MAXIMUM, 1),
+    )
+    .await;
+    sub.subscribe("wq/t", 1).await;
+    let (mut publisher, _) = RawClient::connect_v5(b.addr, "wq-pub", Props::new()).await;
+    publisher
+        .publish(Publish::new("wq/t", b"first").qos(1, 0))
+        .await;
+    publisher
+        .publish(
+            Publish::new("wq/t", b"expiring")
+                .qos(1, 0)
+                .props(Props::new().u32(prop::MESSAGE_EXPIRY_INTERVAL, 1)),
+        )
+        .await;
+    publisher
+        .publish(Publish::new("wq/t", b"last").qos(1, 0))
+        .await;
+    let first = sub.recv_publish().await;
+    assert_eq!(first.payload_str(), "first");
+    tokio::time::sleep(ms(2100)).await;
+    sub.ack(&first).await;
+    let next = sub.recv_publish_acked().await;
+    assert_eq!(
+        next.payload_str(),
+        "last",
+        "an expired message was delivered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubscribing_replaces_the_subscription_identifier() {
+    // [MQTT-3.8.4-3] the new subscription (with its identifier) replaces the
+    // old one; 3.8.2.1.2 the identifier goes with the subscription.
+    let b = TestBroker::start_default().await;
+    let (mut c, _) = RawClient::connect_v5(b.addr, "resubid", Props::new()).await;
+    c.subscribe_with(
+        &[("ri/t", 0)],
+        Props::new().varint(prop::SUBSCRIPTION_IDENTIFIER, 1),
+    )
+    .await;
+    c.subscribe_with(
+        &[("ri/t", 0)],
+        Props::new().varint(prop::SUBSCRIPTION_IDENTIFIER, 2),
+    )
+    .await;
+    c.publish(Publish::new("ri/t", b"x")).await;
+    assert_eq!(c.recv_publish().await.props.subscription_ids(), vec![2]);
+    c.subscribe_with(&[("ri/t", 0)], Props::new()).await;
+    c.publish(Publish::new("ri/t", b"y")).await;
+    assert_eq!(
+        c.recv_publish().await.props.subscription_ids(),
+        Vec::<u32>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_message_sent_on_subscribe_carries_the_subscription_identifier() {
+    // MQTT 5.0 3.3.4: identifiers go on every PUBLISH sent for the
+    // subscription, the retained ones included.
+    let b = TestBroker::start_default().await;
+    let (mut p, _) = RawClient::connect_v5(b.addr, "rsid-pub", Props::new()).await;
+    p.publish(Publish::new("rsid/t", b"kept").qos(1, 0).retain())
+        .await;
+    let (mut c, _) = RawClient::connect_v5(b.addr, "rsid", Props::new()).await;
+    c.subscribe_with(
+        &[("rsid/#", 1)],
+        Props::new().varint(prop::SUBSCRIPTION_IDENTIFIER, 9),
+    )
+    .await;
+    let m = c.recv_publish_acked().await;
+    assert_eq!((m.retain, m.props.subscription_ids()), (true, vec![9]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_authentication_method_is_refused() {
+    // [MQTT-4.12.0-1]: an Authentication Method the server does not support:
+    // CONNACK 0x8C (Bad authentication method) or 0x87, then close.
+    let b = TestBroker::start_default().await;
+    let mut c = RawClient::connect(b.addr).await;
+    let connect =
+        Connect::v5("authy").props(Props::new().string(prop::AUTHENTICATION_METHOD, "SCRAM-SHA-1"));
+    let code = c.expect_connect_refused_or_closed(&connect).await;
+    assert!(matches!(code, Some(0x8C) | Some(0x87)), "CONNACK {code:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubrec_with_an_error_code_ends_the_qos2_flow() {
+    // MQTT 5.0 4.3.3 / 4.9: a PUBREC >= 0x80 acknowledges the message: no
+    // PUBREL follows and the send quota is returned.
+    let b = TestBroker::start_default().await;
+    let (mut sub, _) = RawClient::connect_v5(
+        b.addr,
+        "refuser",
+        Props::new().u16(prop::RECEIVE_MAXIMUM, 1),
+    )
+    .await;
+    sub.subscribe("pr/t", 2).await;
+    let (mut publisher, _) = RawClient::connect_v5(b.addr, "pr-pub", Props::new()).await;
+    publisher
+        .publish(Publish::new("pr/t", b"refused").qos(2, 0))
+        .await;
+    publisher
+        .publish(Publish::new("pr/t", b"next").qos(2, 0))
+        .await;
+    let first = sub.recv_publish().await;
+    sub.send(&packets::ack_v5(0x50, first.packet_id, 0x80))
+        .await;
+    let next = sub.recv_publish().await;
+    assert_eq!(
+        next.payload_str(),
+        "next",
+        "expected the next message, not a PUBREL"
+    );
+    sub.ack(&next).await;
+    sub.expect_no_packet(QUIET).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn puback_with_an_error_code_is_not_retransmitted_after_reconnect() {
+    // [MQTT-4.4.0-2]: a PUBACK >= 0x80 acknowledges the message; it MUST NOT
+    // be retransmitted.
+    let b = TestBroker::start_default().await;
+    let connect = Connect::v5("nacker")
+        .clean(false)
+        .props(Props::new().u32(prop::SESSION_EXPIRY_INTERVAL, 60));
+    let (mut sub, _) = RawClient::connect_with(b.addr, &connect).await;
+    sub.subscribe("na/t", 1).await;
+    let (mut publisher, _) = RawClient::connect_v5(b.addr, "na-pub", Props::new()).await;
+    publisher
+        .publish(Publish::new("na/t", b"nacked").qos(1, 0))
+        .await;
+    let m = sub.recv_publish().await;
+    sub.send(&packets::ack_v5(0x40, m.packet_id, 0x80)).await;
+    sub.ping().await;
+    sub.drop_connection();
+    let (mut sub, ack) = RawClient::connect_with(b.addr, &connect).await;
+    assert!(ack.session_present);
+    sub.expect_no_packet(QUIET).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_topic_aliases_do_not_survive_the_connection() {
+    // MQTT 5.0 3.3.2.3.4: alias mappings last only for the network
+    // connection; after reconnecting (even to the same session) an empty
+    // topic with the old alias is a Protocol Error.
+    let b = TestBroker::start_default().await;
+    let connect = Connect::v5("forgetful-alias")
+        .clean(false)
+        .props(Props::new().u32(prop::SESSION_EXPIRY_INTERVAL, 60));
+    let (mut c, _) = RawClient::connect_with(b.addr, &connect).await;
+    c.publish(
+        Publish::new("ta/t", b"1")
+            .qos(1, 0)
+            .props(Props::new().u16(prop::TOPIC_ALIAS, 1)),
+    )
+    .await;
+    c.disconnect().await;
+    let (mut c, ack) = RawClient::connect_with(b.addr, &connect).await;
+    assert!(ack.session_present);
+    c.send(
+        &Publish::new("", b"2")
+            .qos(1, 5)
+            .props(Props::new().u16(prop::TOPIC_ALIAS, 1))
+            .bytes(),
+    )
+    .await;
+    let reason = c.expect_error_close().await;
+    assert!(
+        matches!(reason, Some(0x82) | Some(0x94)),
+        "reason {reason:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_topic_aliases_start_fresh_on_a_new_connection() {
+    // MQTT 5.0 3.3.2.3.4: the server may not use a mapping from an earlier
+    // connection; the first message on a topic after reconnect names it.
+    let b = TestBroker::start_default().await;
+    let connect = Connect::v5("alias-session").clean(false).props(
+        Props::new()
+            .u32(prop::SESSION_EXPIRY_INTERVAL, 60)
+            .u16(prop::TOPIC_ALIAS_MAXIMUM, 5),
+    );
+    let (mut sub, _) = RawClient::connect_with(b.addr, &connect).await;
+    sub.subscribe("as/t", 0).await;
+    let (mut publisher, _) = RawClient::connect_v5(b.addr, "as-pub", Props::new()).await;
+    for _ in 0..3 {
+        publisher
+            .publish(Publish::new("as/t", b"x").qos(1, 0))
+            .await;
+        sub.recv_publish().await;
+    }
+    sub.disconnect().await;
+    let (mut sub, ack) = RawClient::connect_with(b.addr, &connect).await;
+    assert!(ack.session_present);
+    publisher
+        .publish(Publish::new("as/t", b"after").qos(1, 0))
+        .await;
+    let p = sub.recv_publish().await;
+    assert_eq!(
+        p.topic, "as/t",
+        "first message after reconnect used an alias from the old connection: {:?}",
+        p.props
+    );
+}

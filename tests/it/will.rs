@@ -225,3 +225,37 @@ async fn will_is_sent_when_the_session_expires_before_the_will_delay() {
         t0.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v5_disconnect_with_an_error_reason_publishes_the_will() {
+    // [MQTT-3.1.2-8] / [MQTT-3.14.4-3]: only DISCONNECT 0x00 deletes the will;
+    // a client closing with an error code (0x80 Unspecified error) keeps it.
+    let b = TestBroker::start_default().await;
+    let mut w = watcher(b.addr, "will/#").await;
+    let (mut c, _) = RawClient::connect_with(
+        b.addr,
+        &Connect::v5("failing").will(Will::new("will/failing", b"error")),
+    )
+    .await;
+    c.send(&packets::disconnect_v5(0x80, &Props::new())).await;
+    assert_eq!(w.recv_publish_acked().await.payload_str(), "error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_and_disconnect_in_one_write_do_not_publish_the_will() {
+    // [MQTT-3.14.4-3]: a DISCONNECT sent right behind the CONNECT (same TCP
+    // segment) still deletes the will before the socket closes.
+    let b = TestBroker::start_default().await;
+    let mut w = watcher(b.addr, "will/#").await;
+    let mut c = RawClient::connect(b.addr).await;
+    let mut bytes = Connect::v311("brief")
+        .will(Will::new("will/brief", b"x"))
+        .bytes();
+    bytes.extend(packets::disconnect());
+    c.send(&bytes).await;
+    let (f, _) = c.recv_packet().await;
+    assert_eq!(f, 0x20, "CONNACK");
+    c.shutdown_write().await;
+    c.expect_closed().await;
+    w.expect_no_packet(ms(600)).await;
+}

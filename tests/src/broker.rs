@@ -2,8 +2,10 @@
 //! stopped through its `CancellationToken`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use cauldron::broker::Broker;
 use cauldron::config::{Config, ListenerConfig};
 use cauldron::server::Server;
 use tokio::task::JoinHandle;
@@ -16,6 +18,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct TestBroker {
     /// The address of the (only) listener.
     pub addr: SocketAddr,
+    broker: Arc<Broker>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), cauldron::server::Error>>>,
 }
@@ -38,13 +41,21 @@ impl TestBroker {
             .await
             .unwrap_or_else(|e| panic!("Server::bind: {e}"));
         let addr = server.local_addrs()[0];
+        let broker = server.broker();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server.run(shutdown.clone()));
         TestBroker {
             addr,
+            broker,
             shutdown,
             task: Some(task),
         }
+    }
+
+    /// The shared broker state, e.g. for a plugin hot reload
+    /// (`cauldron::server::reload_plugins`) or to read counters.
+    pub fn broker(&self) -> Arc<Broker> {
+        Arc::clone(&self.broker)
     }
 
     /// A broker on `Config::default()`.

@@ -416,7 +416,7 @@ impl Conn {
         }
         // [MQTT-3.14.4-3] normal DISCONNECT discards the will; 0x04 keeps it.
         Ok(Some(End::Disconnected {
-            will: d.reason_code == ReasonCode::DISCONNECT_WITH_WILL,
+            will: d.reason_code != ReasonCode::NORMAL_DISCONNECTION,
         }))
     }
 }

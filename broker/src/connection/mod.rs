@@ -163,6 +163,10 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
 ) -> End {
     conn.resend_inflight(io);
     conn.fill_from_pending(io);
+    // Packets pipelined behind CONNECT are already in the read buffer.
+    if let Some(end) = decode_all(conn, io) {
+        return end;
+    }
     let kick = conn.kick.clone();
     loop {
         let keep_alive = conn.keep_alive_deadline();

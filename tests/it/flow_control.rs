@@ -3,8 +3,6 @@
 //! both directions, the outbound inflight window, and slow consumers that
 //! must not slow anybody else.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use integration::packets::{self, Connect, Props, Publish, kind, parse_ack, prop};

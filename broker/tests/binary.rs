@@ -1,0 +1,170 @@
+//! The `cauldron` binary itself, as the README runs it: paho-mqtt completes QoS 0/1/2,
+//! retained, will and persistent-session scenarios in MQTT 3.1.1 and 5.0 against it,
+//! SIGTERM stops it cleanly, and a bad config file is refused with the key named.
+//!
+//! Needs python3 with paho-mqtt 2.x (`.ci/run` installs it); fails, never skips, when
+//! it is missing.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cauldron");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn write_config(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cauldron-bin-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("cauldron.toml");
+    let mut f = std::fs::File::create(&path).expect("config file");
+    f.write_all(text.as_bytes()).expect("write config");
+    path
+}
+
+struct Broker {
+    child: Child,
+    port: u16,
+}
+
+impl Broker {
+    fn start(name: &str) -> Broker {
+        let port = free_port();
+        let config = write_config(
+            name,
+            &format!("[[listeners]]\nname = \"tcp\"\nbind = \"127.0.0.1:{port}\"\n"),
+        );
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cauldron");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "cauldron did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { child, port }
+    }
+
+    fn sigterm_and_wait(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "cauldron ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn paho(port: u16, protocol: &str) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/paho_flows.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--protocol",
+            protocol,
+        ])
+        .output()
+        .expect("python3 is required: run .ci/run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "paho-mqtt MQTT {protocol} against the binary failed (is paho-mqtt 2.x installed? run .ci/run):\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for scenario in ["qos_flows", "retained", "will", "persistent_session"] {
+        assert!(
+            stdout.contains(&format!("ok   MQTT {protocol} {scenario}")),
+            "{scenario} missing:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn paho_v311_and_v5_flows_against_the_binary_then_sigterm_exits_cleanly() {
+    let broker = Broker::start("paho");
+    paho(broker.port, "311");
+    paho(broker.port, "5");
+    let status = broker.sigterm_and_wait();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+#[test]
+fn bad_config_value_exits_non_zero_naming_key_and_file() {
+    let config = write_config("bad", "[limits]\nmax_packet_bytes = 0\n");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("limits.max_packet_bytes"),
+        "key not named: {stderr}"
+    );
+    assert!(stderr.contains("cauldron.toml"), "file not named: {stderr}");
+}
+
+#[test]
+fn unknown_config_key_exits_non_zero() {
+    let config = write_config("unknown", "[limits]\nmax_packet_byte = 10\n");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("max_packet_byte"),
+        "key not named: {stderr}"
+    );
+}
+
+#[test]
+fn print_default_config_is_the_embedded_file() {
+    let out = Command::new(BIN)
+        .arg("--print-default-config")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[[listeners]]") && text.contains("max_packet_bytes"),
+        "{text}"
+    );
+}

@@ -13,6 +13,7 @@ use tracing::debug;
 
 use crate::config::Config;
 use crate::message::Message;
+use crate::plugin::{PluginChain, PluginPublisher};
 use crate::registry::{Registry, StoredSession};
 use crate::retain::RetainStore;
 use crate::router::{RouteOutcome, Router};
@@ -35,6 +36,7 @@ pub struct Broker {
     pub started: Instant,
     next_conn_id: AtomicU64,
     system_retained: std::sync::atomic::AtomicUsize,
+    plugins: RwLock<PluginChain>,
 }
 
 impl Broker {
@@ -49,7 +51,21 @@ impl Broker {
             started: Instant::now(),
             next_conn_id: AtomicU64::new(1),
             system_retained: std::sync::atomic::AtomicUsize::new(0),
+            plugins: RwLock::new(PluginChain::empty()),
         }
+    }
+
+    /// The current plugin chain (cheap to clone; hot reload swaps it).
+    pub fn plugins(&self) -> PluginChain {
+        self.plugins
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the plugin chain; calls already running finish on the old one.
+    pub fn set_plugins(&self, chain: PluginChain) {
+        *self.plugins.write().unwrap_or_else(|e| e.into_inner()) = chain;
     }
 
     /// A process-unique connection id.
@@ -141,5 +157,21 @@ impl Broker {
         }
         let mut retained = self.retained.write().unwrap_or_else(|e| e.into_inner());
         retained.retain(|_, m| !m.is_expired(now));
+    }
+}
+
+/// Routes messages that plugins publish (`host.publish`) straight to subscribers: the
+/// chain already ran the later plugins on them, so running it again could loop.
+pub struct BrokerPublisher(pub std::sync::Weak<Broker>);
+
+impl PluginPublisher for BrokerPublisher {
+    fn publish(&self, message: Message) -> Result<(), String> {
+        match self.0.upgrade() {
+            Some(broker) => {
+                broker.publish(message);
+                Ok(())
+            }
+            None => Err("the broker is shutting down".to_owned()),
+        }
     }
 }

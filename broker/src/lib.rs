@@ -16,6 +16,7 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod message;
+pub mod plugin;
 pub mod registry;
 pub mod retain;
 pub mod router;

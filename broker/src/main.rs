@@ -47,7 +47,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = cauldron::config::load(cli.config.as_deref())?;
+    let cli_config = cli.config.clone();
+    let config = cauldron::config::load(cli_config.as_deref())?;
     if cli.check_config {
         println!("configuration is valid");
         return Ok(());
@@ -60,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let server = cauldron::server::Server::bind(config).await?;
         let shutdown = CancellationToken::new();
         tokio::spawn(signals(shutdown.clone()));
+        tokio::spawn(reload_on_sighup(server.broker(), cli.config.clone()));
         info!(version = env!("CARGO_PKG_VERSION"), "cauldron started");
         server.run(shutdown).await?;
         info!("cauldron stopped");
@@ -89,4 +91,33 @@ async fn signals(shutdown: CancellationToken) {
         let _ = tokio::signal::ctrl_c().await;
     }
     shutdown.cancel();
+}
+
+/// SIGHUP re-reads the configuration file and swaps in a new plugin chain; when the new
+/// set fails to load, the running one stays and the reason is logged.
+async fn reload_on_sighup(broker: std::sync::Arc<cauldron::broker::Broker>, path: Option<PathBuf>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            error!("cannot install the SIGHUP handler");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            info!("SIGHUP received, reloading plugins");
+            let config = match cauldron::config::load(path.as_deref()) {
+                Ok(config) => config,
+                Err(e) => {
+                    error!(error = %e, "configuration reload failed; keeping the running plugins");
+                    continue;
+                }
+            };
+            match cauldron::server::reload_plugins(&broker, &config.plugins).await {
+                Ok(()) => info!("plugins reloaded"),
+                Err(e) => error!(error = %e, "plugin reload failed; keeping the running plugins"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (broker, path);
 }

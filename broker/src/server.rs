@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, BrokerPublisher};
 use crate::config::Config;
+use crate::plugin::PluginChain;
 use crate::stats::Stats;
 
 /// How often offline sessions, delayed wills and retained messages are checked for expiry.
@@ -24,6 +25,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Server errors.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The plugin chain could not be loaded.
+    #[error("cannot load the plugin chain: {0}")]
+    Plugins(#[from] crate::plugin::Error),
     /// A listener could not bind.
     #[error("cannot listen on {addr} (listener `{name}`): {source}")]
     Bind {
@@ -68,10 +72,10 @@ impl Server {
                 limit,
             });
         }
-        Ok(Server {
-            broker: Arc::new(Broker::new(config)),
-            listeners,
-        })
+        let broker = Arc::new(Broker::new(config));
+        let chain = load_plugins(&broker, &broker.config.plugins).await?;
+        broker.set_plugins(chain);
+        Ok(Server { broker, listeners })
     }
 
     /// The bound addresses, in listener order.
@@ -159,10 +163,11 @@ async fn accept_loop(
             None => None,
         };
         let _ = stream.set_nodelay(true);
+        let name: Arc<str> = Arc::from(listener.name.as_str());
         let broker = Arc::clone(&broker);
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            crate::connection::serve(stream, peer, broker, shutdown).await;
+            crate::connection::serve(stream, peer, name, broker, shutdown).await;
             drop((global_permit, local_permit));
         });
     }
@@ -183,4 +188,30 @@ async fn sweeper(broker: Arc<Broker>, shutdown: CancellationToken) {
             _ = tick.tick() => broker.sweep(std::time::Instant::now()),
         }
     }
+}
+
+/// Loads the plugin chain `configs` with host publishing wired to `broker`.
+pub async fn load_plugins(
+    broker: &Arc<Broker>,
+    configs: &[crate::config::PluginConfig],
+) -> Result<PluginChain, crate::plugin::Error> {
+    if configs.is_empty() {
+        return Ok(PluginChain::empty());
+    }
+    let publisher = Arc::new(BrokerPublisher(Arc::downgrade(broker)));
+    let cache = broker.config.plugin_host.cache_path();
+    let chain = PluginChain::load_with_cache(configs, cache.as_deref(), publisher).await?;
+    info!(plugins = ?chain.names(), "plugin chain loaded");
+    Ok(chain)
+}
+
+/// Hot reload: loads a new chain and swaps it in atomically. Connections stay up; a
+/// chain that fails to load leaves the running one in place and the error is returned.
+pub async fn reload_plugins(
+    broker: &Arc<Broker>,
+    configs: &[crate::config::PluginConfig],
+) -> Result<(), crate::plugin::Error> {
+    let chain = load_plugins(broker, configs).await?;
+    broker.set_plugins(chain);
+    Ok(())
 }

@@ -9,6 +9,7 @@ mod delivery;
 mod flow_control;
 mod interop;
 mod keep_alive;
+mod plugins;
 mod publish_qos;
 mod retain;
 mod session;

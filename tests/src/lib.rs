@@ -44,3 +44,8 @@ pub async fn assert_healthy(addr: std::net::SocketAddr) {
     c.ack(&p).await;
     c.disconnect().await;
 }
+
+/// Paths of the plugin components built by `tests/build.rs` for `wasm32-wasip2`.
+pub mod plugins {
+    include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
+}

@@ -9,6 +9,9 @@
 
 mod error;
 mod load;
+mod plugins;
+#[cfg(test)]
+mod plugins_tests;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -19,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::Error;
 pub use load::{ENV_PREFIX, figment, from_figment, load};
+pub use plugins::{FailurePolicy, OnError, PluginConfig, PluginHostConfig};
 
 /// The documented default configuration file, printed by `cauldron --print-default-config`.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../cauldron.toml");
@@ -35,6 +39,10 @@ pub struct Config {
     pub mqtt: MqttConfig,
     /// The `$SYS` statistics topics.
     pub sys: SysConfig,
+    /// Settings shared by all WebAssembly plugins.
+    pub plugin_host: PluginHostConfig,
+    /// The WebAssembly plugin chain, in call order; empty by default.
+    pub plugins: Vec<PluginConfig>,
 }
 
 impl Default for Config {
@@ -44,6 +52,8 @@ impl Default for Config {
             limits: Limits::default(),
             mqtt: MqttConfig::default(),
             sys: SysConfig::default(),
+            plugin_host: PluginHostConfig::default(),
+            plugins: Vec::new(),
         }
     }
 }

@@ -20,14 +20,14 @@ pub(super) struct Violation {
     pub(super) message: String,
 }
 
-fn violation(key: impl Into<String>, message: impl Into<String>) -> Violation {
+pub(super) fn violation(key: impl Into<String>, message: impl Into<String>) -> Violation {
     Violation {
         key: key.into(),
         message: message.into(),
     }
 }
 
-fn at_least<T: PartialOrd + std::fmt::Display>(
+pub(super) fn at_least<T: PartialOrd + std::fmt::Display>(
     key: &str,
     value: T,
     min: T,
@@ -41,7 +41,7 @@ fn at_least<T: PartialOrd + std::fmt::Display>(
     Ok(())
 }
 
-fn within<T: PartialOrd + std::fmt::Display>(
+pub(super) fn within<T: PartialOrd + std::fmt::Display>(
     key: &str,
     value: T,
     min: T,
@@ -73,7 +73,8 @@ impl Config {
         check_listeners(&self.listeners)?;
         check_limits(&self.limits)?;
         check_mqtt(&self.mqtt)?;
-        at_least("sys.interval_secs", self.sys.interval_secs, 1)
+        at_least("sys.interval_secs", self.sys.interval_secs, 1)?;
+        super::plugins::check_plugins(&self.plugins)
     }
 }
 

@@ -2,6 +2,7 @@
 //! session, negotiates limits and answers with CONNACK.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use super::state::{Conn, Error};
 use crate::broker::Broker;
 use crate::codec::{self, ConnAck, ConnAckProperties, Connect, Packet};
 use crate::message::{Message, MessageProperties};
+use crate::plugin::{ClientInfo, ConnectOutcome, Credentials, Hook, WillInfo};
 use crate::registry::{Claim, StoredSession};
 use crate::session::Session;
 use crate::topic::TopicName;
@@ -31,6 +33,8 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
     io: &mut Io<S>,
     broker: &Arc<Broker>,
     shutdown: &CancellationToken,
+    peer: SocketAddr,
+    listener: &str,
 ) -> Result<Option<Conn>, Error> {
     let wait = Duration::from_secs(broker.config.limits.connect_timeout_secs);
     let connect = tokio::select! {
@@ -66,6 +70,14 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
     } else {
         (ClientId::new(connect.client_id.clone()), None)
     };
+    let mut client = client_info(&connect, &client_id, peer, listener);
+    match authenticate(broker, &client, &connect).await {
+        Ok(attributes) => client.attributes = attributes,
+        Err(reason) => {
+            refuse(io, reason);
+            return Ok(None);
+        }
+    }
     let expiry = session_expiry(broker, &connect);
     let kick = CancellationToken::new();
     let stored = claim(broker, &client_id, conn_id, kick.clone()).await;
@@ -122,6 +134,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         last_packet: Instant::now(),
         will,
         request_problem_information: props.request_problem_information.unwrap_or(true),
+        client: Arc::new(client),
     };
     let mut ack = ConnAck {
         // [MQTT-3.2.2-2] / [MQTT-3.2.2-3]
@@ -297,5 +310,55 @@ fn connack_properties(
             None
         },
         ..Default::default()
+    }
+}
+
+fn client_info(c: &Connect, client_id: &ClientId, peer: SocketAddr, listener: &str) -> ClientInfo {
+    ClientInfo {
+        client_id: client_id.clone(),
+        username: c.username.as_ref().map(|u| u.to_string()),
+        protocol: c.protocol,
+        remote_addr: peer,
+        listener: listener.to_owned(),
+        tls_peer: None,
+        keep_alive: c.keep_alive,
+        clean_start: c.clean_start,
+        will: c.will.as_ref().and_then(|w| {
+            Some(WillInfo {
+                topic: TopicName::new(w.topic.clone()).ok()?,
+                qos: w.qos,
+                retain: w.retain,
+            })
+        }),
+        attributes: Vec::new(),
+    }
+}
+
+/// Runs the plugin chain's `on-connect`: the attributes granted, or the CONNACK refusal.
+/// When no plugin decides, the client is accepted (authentication built-ins and a
+/// configurable default arrive with the authentication chain).
+async fn authenticate(
+    broker: &Broker,
+    client: &ClientInfo,
+    c: &Connect,
+) -> Result<Vec<(String, String)>, ReasonCode> {
+    let chain = broker.plugins();
+    if !chain.has(Hook::Connect) {
+        return Ok(Vec::new());
+    }
+    let credentials = Credentials {
+        username: c.username.as_ref().map(|u| u.to_string()),
+        password: c.password.clone(),
+    };
+    match chain.on_connect(client, &credentials).await {
+        ConnectOutcome::Allow { attributes } => Ok(attributes),
+        ConnectOutcome::NoOpinion => Ok(Vec::new()),
+        ConnectOutcome::Deny {
+            reason_code,
+            reason,
+        } => {
+            tracing::info!(code = %reason_code, reason = %reason, "connection refused by plugin");
+            Err(reason_code)
+        }
     }
 }

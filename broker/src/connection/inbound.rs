@@ -13,6 +13,7 @@ use crate::codec::{
     AckProperties, Packet, PubResp, Publish, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 use crate::message::{Delivery, Message, MessageProperties};
+use crate::plugin::{Hook, PublishOutcome, SubscribeOutcome};
 use crate::router::Subscriber;
 use crate::session::outbound::AckResult;
 use crate::session::{Qos2Arrival, SessionSubscription};
@@ -24,13 +25,13 @@ type Handled = Result<Option<End>, Error>;
 
 impl Conn {
     /// Handles one packet from the client.
-    pub(crate) fn handle<S: AsyncRead + AsyncWrite>(
+    pub(crate) async fn handle<S: AsyncRead + AsyncWrite>(
         &mut self,
         io: &mut Io<S>,
         packet: Packet,
     ) -> Handled {
         match packet {
-            Packet::Publish(p) => self.on_publish(io, p),
+            Packet::Publish(p) => self.on_publish(io, p).await,
             Packet::PubAck(a) => {
                 let result = self.session.outbound.on_puback(a.packet_id);
                 self.on_ack(result, &a);
@@ -66,7 +67,7 @@ impl Conn {
                 self.on_ack(result, &a);
                 Ok(None)
             }
-            Packet::Subscribe(s) => self.on_subscribe(io, s),
+            Packet::Subscribe(s) => self.on_subscribe(io, s).await,
             Packet::Unsubscribe(u) => self.on_unsubscribe(io, u),
             Packet::PingReq => {
                 io.encode(&Packet::PingResp); // [MQTT-3.12.4-1]
@@ -99,7 +100,11 @@ impl Conn {
         }
     }
 
-    fn on_publish<S: AsyncRead + AsyncWrite>(&mut self, io: &mut Io<S>, p: Publish) -> Handled {
+    async fn on_publish<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        io: &mut Io<S>,
+        p: Publish,
+    ) -> Handled {
         Stats::incr(&self.broker.stats.messages_received);
         let cfg = Arc::clone(&self.broker.config);
         if p.qos.as_u8() > cfg.mqtt.maximum_qos {
@@ -152,38 +157,49 @@ impl Conn {
             ),
             publisher: Some(self.client_id.clone()),
         };
-        match (p.qos, p.packet_id) {
-            (QoS::AtMostOnce, _) => {
+        let Some(id) = p.packet_id else {
+            // QoS 0: no acknowledgement either way.
+            if let Ok(message) = self.run_publish_hooks(message).await {
                 self.broker.publish(message);
             }
-            (QoS::AtLeastOnce, Some(id)) => {
-                self.broker.publish(message);
-                io.encode(&Packet::PubAck(ack(id, ReasonCode::SUCCESS)));
-            }
-            (QoS::ExactlyOnce, Some(id)) => {
-                let receive_maximum = cfg.limits.receive_maximum;
-                match self.session.on_qos2_publish(id, receive_maximum) {
-                    Ok(Qos2Arrival::New) => {
-                        self.broker.publish(message);
-                    }
-                    // [MQTT-4.3.3-9]: a retransmission is acknowledged, not routed again.
-                    Ok(Qos2Arrival::Duplicate) => {}
-                    Err(e) => {
-                        return Err(Error::protocol(
-                            ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
-                            e.to_string(),
-                        ));
-                    }
+            return Ok(None);
+        };
+        if p.qos == QoS::ExactlyOnce {
+            match self.session.on_qos2_publish(id, cfg.limits.receive_maximum) {
+                Ok(Qos2Arrival::New) => {}
+                // [MQTT-4.3.3-9]: a retransmission is acknowledged, not routed again.
+                Ok(Qos2Arrival::Duplicate) => {
+                    io.encode(&Packet::PubRec(ack(id, ReasonCode::SUCCESS)));
+                    return Ok(None);
                 }
-                io.encode(&Packet::PubRec(ack(id, ReasonCode::SUCCESS)));
+                Err(e) => {
+                    return Err(Error::protocol(
+                        ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                        e.to_string(),
+                    ));
+                }
             }
-            // invariant: the codec guarantees a packet id for QoS > 0
-            (_, None) => {
-                return Err(Error::protocol(
-                    ReasonCode::PROTOCOL_ERROR,
-                    "[MQTT-2.2.1-2] QoS > 0 without packet id",
-                ));
+        }
+        let code = match self.run_publish_hooks(message).await {
+            Ok(message) => {
+                self.broker.publish(message);
+                ReasonCode::SUCCESS
             }
+            // MQTT 3.1.1 has no negative acknowledgement: the message is dropped (counted
+            // and logged) and the flow completes normally.
+            Err(_) if !self.version.is_v5() => ReasonCode::SUCCESS,
+            Err(code) => {
+                if p.qos == QoS::ExactlyOnce {
+                    // a PUBREC with a failure code ends the exchange [MQTT-4.3.3-?]
+                    self.session.on_pubrel(id);
+                }
+                code
+            }
+        };
+        if p.qos == QoS::AtLeastOnce {
+            io.encode(&Packet::PubAck(ack(id, code)));
+        } else {
+            io.encode(&Packet::PubRec(ack(id, code)));
         }
         Ok(None)
     }
@@ -257,7 +273,11 @@ impl Conn {
         Ok(None)
     }
 
-    fn on_subscribe<S: AsyncRead + AsyncWrite>(&mut self, io: &mut Io<S>, s: Subscribe) -> Handled {
+    async fn on_subscribe<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        io: &mut Io<S>,
+        s: Subscribe,
+    ) -> Handled {
         let cfg = Arc::clone(&self.broker.config);
         let sub_id = s.properties.subscription_identifier;
         if sub_id.is_some() && !cfg.mqtt.subscription_identifiers {
@@ -292,6 +312,13 @@ impl Conn {
             let mut options = options;
             options.qos = QoS::from_u8(options.qos.as_u8().min(cfg.mqtt.maximum_qos))
                 .unwrap_or(QoS::AtMostOnce);
+            match self.run_subscribe_hooks(&raw, options.qos).await {
+                Ok(granted) => options.qos = granted,
+                Err(code) => {
+                    codes.push(code);
+                    continue;
+                }
+            }
             let existed = self.broker.router.subscribe(
                 &self.client_id,
                 group.as_ref(),
@@ -414,7 +441,8 @@ impl Conn {
             self.session.expiry_interval_secs =
                 expiry.min(self.broker.config.limits.max_session_expiry_secs);
         }
-        // [MQTT-3.14.4-3] normal DISCONNECT discards the will; 0x04 keeps it.
+        // [MQTT-3.1.2-10] only a normal DISCONNECT (0x00) discards the will; 0x04 and
+        // error codes keep it.
         Ok(Some(End::Disconnected {
             will: d.reason_code != ReasonCode::NORMAL_DISCONNECTION,
         }))
@@ -427,5 +455,47 @@ pub(super) fn ack(packet_id: PacketId, reason_code: ReasonCode) -> PubResp {
         packet_id,
         reason_code,
         properties: AckProperties::default(),
+    }
+}
+
+impl Conn {
+    /// Runs the plugin chain's `on-publish`; `Err` carries the reason code of a drop,
+    /// which is counted and logged here.
+    pub(crate) async fn run_publish_hooks(&self, message: Message) -> Result<Message, ReasonCode> {
+        let chain = self.broker.plugins();
+        if !chain.has(Hook::Publish) {
+            return Ok(message);
+        }
+        let topic = message.topic.clone();
+        match chain.on_publish(&self.client, message).await {
+            PublishOutcome::Continue(message) => Ok(message),
+            PublishOutcome::Drop {
+                reason_code,
+                reason,
+            } => {
+                Stats::incr(&self.broker.stats.messages_rejected);
+                tracing::info!(topic = %topic, code = %reason_code, reason = %reason, "message dropped by plugin");
+                Err(reason_code)
+            }
+        }
+    }
+
+    /// Runs the plugin chain's `on-subscribe`: the granted QoS, or the refusal code.
+    async fn run_subscribe_hooks(&self, filter: &str, requested: QoS) -> Result<QoS, ReasonCode> {
+        let chain = self.broker.plugins();
+        if !chain.has(Hook::Subscribe) {
+            return Ok(requested);
+        }
+        match chain.on_subscribe(&self.client, filter, requested).await {
+            SubscribeOutcome::Allow(qos) => Ok(qos.min(requested)),
+            SubscribeOutcome::NoOpinion => Ok(requested),
+            SubscribeOutcome::Deny {
+                reason_code,
+                reason,
+            } => {
+                tracing::info!(filter, code = %reason_code, reason = %reason, "subscription refused by plugin");
+                Err(reason_code)
+            }
+        }
     }
 }

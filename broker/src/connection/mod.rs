@@ -66,8 +66,13 @@ impl<S: AsyncRead + AsyncWrite> Io<S> {
 }
 
 /// Serves one client until it disconnects, fails, is taken over or the server stops.
-pub async fn serve<S>(stream: S, peer: SocketAddr, broker: Arc<Broker>, shutdown: CancellationToken)
-where
+pub async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    broker: Arc<Broker>,
+    shutdown: CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let span = info_span!("conn", peer = %peer, client_id = field::Empty);
@@ -80,7 +85,7 @@ where
             wbuf: BytesMut::with_capacity(4096),
             codec: Codec::new(broker.config.limits.max_packet_bytes),
         };
-        let conn = match connect::handshake(&mut io, &broker, &shutdown).await {
+        let conn = match connect::handshake(&mut io, &broker, &shutdown, peer, &listener).await {
             Ok(Some(conn)) => conn,
             Ok(None) => {
                 let _ = timeout(FLUSH_TIMEOUT, io.flush(&broker)).await;
@@ -131,7 +136,7 @@ async fn run<S: AsyncRead + AsyncWrite>(
     }
     let _ = io.writer.shutdown().await;
     Stats::decr(&conn.broker.stats.clients_connected);
-    conn.finish(&end);
+    conn.finish(&end).await;
 }
 
 /// MQTT 5 only: the server may send DISCONNECT before closing [MQTT-3.14.0-1].
@@ -164,7 +169,7 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
     conn.resend_inflight(io);
     conn.fill_from_pending(io);
     // Packets pipelined behind CONNECT are already in the read buffer.
-    if let Some(end) = decode_all(conn, io) {
+    if let Some(end) = decode_all(conn, io).await {
         return end;
     }
     let kick = conn.kick.clone();
@@ -190,7 +195,7 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
                     Ok(0) => return End::Closed,
                     Ok(n) => {
                         Stats::add(&conn.broker.stats.bytes_received, n as u64);
-                        if let Some(end) = decode_all(conn, io) {
+                        if let Some(end) = decode_all(conn, io).await {
                             return end;
                         }
                     }
@@ -218,12 +223,12 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
 }
 
 /// Decodes and handles every complete packet in the read buffer.
-fn decode_all<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) -> Option<End> {
+async fn decode_all<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) -> Option<End> {
     loop {
         match io.codec.decode(&mut io.rbuf) {
             Ok(Some(packet)) => {
                 conn.touch();
-                match conn.handle(io, packet) {
+                match conn.handle(io, packet).await {
                     Ok(None) => {}
                     Ok(Some(end)) => return Some(end),
                     Err(e) => return Some(End::Failed(e)),

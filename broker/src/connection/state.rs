@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::Broker;
 use crate::codec;
 use crate::message::{Delivery, Message};
+use crate::plugin::{ClientInfo, DisconnectReason, Hook};
 use crate::registry::{DelayedWill, Released, StoredSession};
 use crate::router::Outbox;
 use crate::session::Session;
@@ -105,6 +106,8 @@ pub struct Conn {
     pub(crate) last_packet: Instant,
     pub(crate) will: Option<(Message, u32)>,
     pub(crate) request_problem_information: bool,
+    /// The client as plugins see it (attributes granted at connect included).
+    pub(crate) client: Arc<ClientInfo>,
 }
 
 impl Conn {
@@ -118,15 +121,30 @@ impl Conn {
         self.keep_alive.map(|ka| self.last_packet + ka + ka / 2)
     }
 
-    /// Ends the connection: publishes the will when due, stores or ends the session.
-    pub(crate) fn finish(self, end: &End) {
+    /// Ends the connection: publishes the will when due, stores or ends the session,
+    /// tells the plugins.
+    pub(crate) async fn finish(self, end: &End) {
         let broker = Arc::clone(&self.broker);
         let send_will = match end {
             End::Disconnected { will } => *will,
             End::Shutdown => false,
             _ => true,
         };
-        let will = if send_will { self.will } else { None };
+        let chain = broker.plugins();
+        if chain.has(Hook::Disconnect) {
+            chain
+                .on_disconnect(&self.client, disconnect_reason(end))
+                .await;
+        }
+        let mut will = if send_will { self.will.clone() } else { None };
+        if let Some((message, delay)) = will.take() {
+            // Wills pass through on-publish like any other message.
+            will = self
+                .run_publish_hooks(message)
+                .await
+                .ok()
+                .map(|m| (m, delay));
+        }
         let expiry = self.session.expiry_interval_secs;
         let now = std::time::Instant::now();
         if expiry == 0 {
@@ -163,5 +181,17 @@ impl Conn {
         {
             broker.end_session(&stored.session);
         }
+    }
+}
+
+fn disconnect_reason(end: &End) -> DisconnectReason {
+    match end {
+        End::Disconnected { will: false } => DisconnectReason::Normal,
+        End::Disconnected { will: true } => DisconnectReason::WithWill,
+        End::Closed | End::Io(_) => DisconnectReason::ConnectionLost,
+        End::Failed(_) => DisconnectReason::ProtocolError,
+        End::KeepAliveTimeout => DisconnectReason::KeepAliveTimeout,
+        End::TakenOver => DisconnectReason::TakenOver,
+        End::Shutdown => DisconnectReason::ServerShutdown,
     }
 }

@@ -1,0 +1,162 @@
+//! Cost of one plugin hook call through [`PluginChain`], measured with criterion, plus a
+//! manual loop that reports the median and p99 of single calls (criterion reports means
+//! and medians of batches only).
+//!
+//! Run: `cargo bench -p cauldron --bench plugin_hooks`. The passthrough fixture
+//! (`plugins/fixture-passthrough`) and the scripted test plugin are built on first use
+//! (`CAULDRON_FIXTURE_PASSTHROUGH_WASM` / `CAULDRON_SCRIPTED_WASM` point at prebuilt
+//! files instead).
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cauldron::message::{Message, MessageProperties};
+use cauldron::plugin::{ClientInfo, NoPublisher, PluginChain, PluginConfig};
+use cauldron::topic::TopicName;
+use cauldron::types::{ClientId, ProtocolVersion, QoS};
+use criterion::{Criterion, criterion_main};
+
+#[path = "../src/plugin/tests/fixture.rs"]
+#[allow(dead_code, clippy::unwrap_used)]
+mod fixture;
+
+const MANUAL_CALLS: usize = 100_000;
+
+fn client() -> ClientInfo {
+    ClientInfo {
+        client_id: ClientId::new("bench-client"),
+        username: Some("bench".to_owned()),
+        protocol: ProtocolVersion::V5,
+        remote_addr: SocketAddr::from(([127, 0, 0, 1], 50_000)),
+        listener: "tcp".to_owned(),
+        tls_peer: None,
+        keep_alive: 60,
+        clean_start: true,
+        will: None,
+        attributes: Vec::new(),
+    }
+}
+
+fn message(payload_bytes: usize) -> Message {
+    Message {
+        topic: TopicName::new("sensors/room1/temperature").expect("valid topic"),
+        payload: Bytes::from(vec![b'x'; payload_bytes]),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        properties: MessageProperties::default(),
+        expires_at: None,
+        publisher: Some(ClientId::new("bench-client")),
+    }
+}
+
+fn load(runtime: &tokio::runtime::Runtime, mut config: PluginConfig) -> PluginChain {
+    config.instances = Some(1);
+    runtime
+        .block_on(PluginChain::load(&[config], Arc::new(NoPublisher)))
+        .expect("plugin loads")
+}
+
+/// Times `MANUAL_CALLS` single calls and prints median, p99 and p99.9.
+fn percentiles<F: std::future::Future>(
+    runtime: &tokio::runtime::Runtime,
+    label: &str,
+    mut call: impl FnMut() -> F,
+) {
+    let mut samples = Vec::with_capacity(MANUAL_CALLS);
+    runtime.block_on(async {
+        for _ in 0..MANUAL_CALLS / 10 {
+            black_box(call().await); // warm-up
+        }
+        for _ in 0..MANUAL_CALLS {
+            let started = Instant::now();
+            black_box(call().await);
+            samples.push(started.elapsed());
+        }
+    });
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    println!(
+        "{label}: {MANUAL_CALLS} calls, median {:?}, p99 {:?}, p99.9 {:?}, max {:?}",
+        at(0.5),
+        at(0.99),
+        at(0.999),
+        samples[samples.len() - 1]
+    );
+}
+
+/// `iters` calls inside one `block_on`, so the runtime entry is not measured.
+fn timed<F: std::future::Future>(
+    runtime: &tokio::runtime::Runtime,
+    iters: u64,
+    mut call: impl FnMut() -> F,
+) -> Duration {
+    runtime.block_on(async {
+        let started = Instant::now();
+        for _ in 0..iters {
+            black_box(call().await);
+        }
+        started.elapsed()
+    })
+}
+
+fn hooks(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let passthrough = load(
+        &runtime,
+        PluginConfig::new(
+            "passthrough",
+            fixture::workspace_plugin_wasm("fixture-passthrough"),
+        ),
+    );
+    let mut scripted = PluginConfig::new("scripted", fixture::scripted_wasm());
+    scripted.config = serde_json::json!({"subscribe": "none", "hooks": ["subscribe"]})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let trivial = load(&runtime, scripted);
+    let none = PluginChain::empty();
+    let who = client();
+    let small = message(64);
+    let large = message(16 * 1024);
+
+    let mut group = c.benchmark_group("plugin_hooks");
+    group.bench_function("on_publish/no_plugin/64B", |b| {
+        b.iter_custom(|n| timed(&runtime, n, || none.on_publish(&who, small.clone())))
+    });
+    group.bench_function("on_publish/passthrough/64B", |b| {
+        b.iter_custom(|n| timed(&runtime, n, || passthrough.on_publish(&who, small.clone())))
+    });
+    group.bench_function("on_publish/passthrough/16KiB", |b| {
+        b.iter_custom(|n| timed(&runtime, n, || passthrough.on_publish(&who, large.clone())))
+    });
+    group.bench_function("on_subscribe/no_opinion", |b| {
+        b.iter_custom(|n| {
+            timed(&runtime, n, || {
+                trivial.on_subscribe(&who, "sensors/+/temperature", QoS::AtLeastOnce)
+            })
+        })
+    });
+    group.finish();
+
+    percentiles(&runtime, "on_publish passthrough 64B", || {
+        passthrough.on_publish(&who, small.clone())
+    });
+    percentiles(&runtime, "on_subscribe no-opinion", || {
+        trivial.on_subscribe(&who, "sensors/+/temperature", QoS::AtLeastOnce)
+    });
+    percentiles(&runtime, "on_publish no plugin 64B", || {
+        none.on_publish(&who, small.clone())
+    });
+}
+
+mod entry {
+    #![allow(missing_docs)] // criterion_group! makes an undocumented pub fn
+    criterion::criterion_group!(benches, super::hooks);
+}
+criterion_main!(entry::benches);

@@ -1,0 +1,268 @@
+//! [`PluginChain`]: the loaded plugins in configured order, and the chain semantics.
+//!
+//! - `on_connect`, `on_subscribe`: the first plugin that allows or denies decides; no
+//!   opinion passes on; when nobody decides the caller's default applies.
+//! - `on_publish`: rewrites apply in chain order; the first drop ends the chain.
+//! - `on_disconnect`: every plugin that declared it is told, in order.
+//!
+//! Messages a plugin publishes (`host.publish`) during a hook run through the
+//! `on_publish` hooks of the plugins after it only, then go to the [`PluginPublisher`].
+//! Each such message starts strictly later in the chain than the one that caused it, so
+//! no plugin ever sees a message it published itself and the recursion ends after at
+//! most one level per plugin; [`MAX_PUBLISH_DEPTH`] is a second bound.
+
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::bindings::wit;
+use super::convert;
+use super::loaded::{LoadedPlugin, PublishStep};
+use super::stats::PluginStats;
+use super::{
+    ClientInfo, ConnectOutcome, Credentials, DisconnectReason, Error, Hook, NoPublisher,
+    PluginConfig, PluginPublisher, PublishOutcome, SubscribeOutcome,
+};
+use crate::message::Message;
+use crate::types::QoS;
+
+/// Deepest chain of messages published while handling published messages.
+pub const MAX_PUBLISH_DEPTH: usize = 8;
+
+/// The loaded plugin set, in chain order. Cheap to clone; hot reload builds a new one
+/// and swaps it in (calls already running finish on the old set).
+#[derive(Clone)]
+pub struct PluginChain {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    plugins: Vec<LoadedPlugin>,
+    /// Union of the declared hooks (bit = `Hook as u8`).
+    declared: u8,
+    publisher: Arc<dyn PluginPublisher>,
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl fmt::Debug for PluginChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.inner.plugins.iter().map(|p| &*p.name).collect();
+        f.debug_struct("PluginChain")
+            .field("plugins", &names)
+            .finish()
+    }
+}
+
+impl PluginChain {
+    /// Loads `configs` in order without an artefact cache. See [`Self::load_with_cache`].
+    pub async fn load(
+        configs: &[PluginConfig],
+        publisher: Arc<dyn PluginPublisher>,
+    ) -> Result<PluginChain, Error> {
+        Self::load_with_cache(configs, None, publisher).await
+    }
+
+    /// Loads `configs` in order: reads each file, compiles it (or loads its precompiled
+    /// artefact from `cache_dir`, writing one after compiling), checks its interface,
+    /// instantiates its pool and calls `init` on every instance. The first plugin that
+    /// fails stops the load with an error naming it.
+    pub async fn load_with_cache(
+        configs: &[PluginConfig],
+        cache_dir: Option<&Path>,
+        publisher: Arc<dyn PluginPublisher>,
+    ) -> Result<PluginChain, Error> {
+        let mut plugins = Vec::with_capacity(configs.len());
+        for cfg in configs {
+            plugins.push(LoadedPlugin::load(cfg, cache_dir).await?);
+        }
+        let declared = plugins.iter().fold(0, |mask, p| mask | p.declared_mask());
+        Ok(PluginChain {
+            inner: Arc::new(Inner {
+                plugins,
+                declared,
+                publisher,
+            }),
+        })
+    }
+
+    /// A chain without plugins: every hook answers at once.
+    pub fn empty() -> PluginChain {
+        PluginChain {
+            inner: Arc::new(Inner {
+                plugins: Vec::new(),
+                declared: 0,
+                publisher: Arc::new(NoPublisher),
+            }),
+        }
+    }
+
+    /// True when some plugin declared `hook`; the broker may skip the call otherwise.
+    pub fn has(&self, hook: Hook) -> bool {
+        self.inner.declared & (1 << hook as u8) != 0
+    }
+
+    /// True when the chain has no plugins.
+    pub fn is_empty(&self) -> bool {
+        self.inner.plugins.is_empty()
+    }
+
+    /// The plugin names, in chain order.
+    pub fn names(&self) -> Vec<String> {
+        self.inner
+            .plugins
+            .iter()
+            .map(|p| p.name.to_string())
+            .collect()
+    }
+
+    /// Instances per plugin, in chain order.
+    pub fn instances(&self) -> Vec<usize> {
+        self.inner
+            .plugins
+            .iter()
+            .map(LoadedPlugin::instances)
+            .collect()
+    }
+
+    fn with(&self, hook: Hook) -> impl Iterator<Item = (usize, &LoadedPlugin)> {
+        self.inner
+            .plugins
+            .iter()
+            .enumerate()
+            .filter(move |(_, p)| p.declares(hook))
+    }
+
+    /// Asks the chain whether `client` may connect: the first allow or deny wins.
+    pub async fn on_connect(&self, client: &ClientInfo, creds: &Credentials) -> ConnectOutcome {
+        if !self.has(Hook::Connect) {
+            return ConnectOutcome::NoOpinion;
+        }
+        let wire_client = convert::client(client);
+        let wire_creds = convert::credentials(creds);
+        for (index, plugin) in self.with(Hook::Connect) {
+            let (outcome, published) = plugin.connect(&wire_client, &wire_creds).await;
+            self.forward(index, &wire_client, published, 0).await;
+            if outcome != ConnectOutcome::NoOpinion {
+                return outcome;
+            }
+        }
+        ConnectOutcome::NoOpinion
+    }
+
+    /// Asks the chain whether `client` may subscribe to `filter`; an allow grants at
+    /// most `requested`.
+    pub async fn on_subscribe(
+        &self,
+        client: &ClientInfo,
+        filter: &str,
+        requested: QoS,
+    ) -> SubscribeOutcome {
+        if !self.has(Hook::Subscribe) {
+            return SubscribeOutcome::NoOpinion;
+        }
+        let wire_client = convert::client(client);
+        for (index, plugin) in self.with(Hook::Subscribe) {
+            let (outcome, published) = plugin.subscribe(&wire_client, filter, requested).await;
+            self.forward(index, &wire_client, published, 0).await;
+            if outcome != SubscribeOutcome::NoOpinion {
+                return outcome;
+            }
+        }
+        SubscribeOutcome::NoOpinion
+    }
+
+    /// Runs `message` (published by `client`, wills included) through the chain.
+    pub async fn on_publish(&self, client: &ClientInfo, message: Message) -> PublishOutcome {
+        if !self.has(Hook::Publish) {
+            return PublishOutcome::Continue(message);
+        }
+        let wire_client = convert::client(client);
+        self.run_publish(0, &wire_client, message, 0).await
+    }
+
+    /// Tells every plugin that declared it that `client` is gone.
+    pub async fn on_disconnect(&self, client: &ClientInfo, reason: DisconnectReason) {
+        if !self.has(Hook::Disconnect) {
+            return;
+        }
+        let wire_client = convert::client(client);
+        let wire_reason = convert::disconnect_reason(reason);
+        for (index, plugin) in self.with(Hook::Disconnect) {
+            let published = plugin.disconnect(&wire_client, wire_reason).await;
+            self.forward(index, &wire_client, published, 0).await;
+        }
+    }
+
+    /// Counters per plugin, in chain order.
+    pub fn stats(&self) -> Vec<PluginStats> {
+        self.inner.plugins.iter().map(LoadedPlugin::stats).collect()
+    }
+
+    /// The publish chain from plugin `start` on.
+    async fn run_publish(
+        &self,
+        start: usize,
+        client: &wit::Client,
+        mut message: Message,
+        depth: usize,
+    ) -> PublishOutcome {
+        // The WIT form is made once and shared until a plugin rewrites the message.
+        let mut wire: Option<wit::Message> = None;
+        for (index, plugin) in self.with(Hook::Publish).skip_while(|(i, _)| *i < start) {
+            let current = wire.get_or_insert_with(|| convert::message(&message));
+            let (step, published) = plugin.publish(client, current, message).await;
+            self.forward(index, client, published, depth).await;
+            message = match step {
+                PublishStep::Unchanged(same) => same,
+                PublishStep::Replaced(new) => {
+                    wire = None;
+                    new
+                }
+                PublishStep::Dropped {
+                    reason_code,
+                    reason,
+                } => {
+                    return PublishOutcome::Drop {
+                        reason_code,
+                        reason,
+                    };
+                }
+            };
+        }
+        PublishOutcome::Continue(message)
+    }
+
+    /// Sends the messages plugin `origin` published through the plugins after it, then
+    /// to the publisher.
+    fn forward<'a>(
+        &'a self,
+        origin: usize,
+        client: &'a wit::Client,
+        published: Vec<Message>,
+        depth: usize,
+    ) -> BoxFuture<'a, ()> {
+        if published.is_empty() {
+            return Box::pin(std::future::ready(()));
+        }
+        Box::pin(async move {
+            let plugin = &self.inner.plugins[origin].name;
+            if depth >= MAX_PUBLISH_DEPTH {
+                tracing::warn!(%plugin, depth, dropped = published.len(), "plugin publish refused: too deep");
+                return;
+            }
+            for message in published {
+                let outcome = self
+                    .run_publish(origin + 1, client, message, depth + 1)
+                    .await;
+                if let PublishOutcome::Continue(message) = outcome
+                    && let Err(error) = self.inner.publisher.publish(message)
+                {
+                    tracing::warn!(%plugin, %error, "message published by plugin not delivered");
+                }
+            }
+        })
+    }
+}

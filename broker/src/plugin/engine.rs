@@ -158,7 +158,10 @@ fn store_artefact(component: &Component, artefact: &Path) -> std::io::Result<()>
     if let Some(dir) = artefact.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = artefact.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per write: two tasks may compile the same plugin at once.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = artefact.with_extension(format!("tmp{}-{n}", std::process::id()));
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(&bytes)?;
     file.sync_all()?;

@@ -13,7 +13,7 @@ use crate::codec::{self, Packet, Publish, PublishProperties};
 use crate::message::Delivery;
 use crate::session::InflightState;
 use crate::stats::Stats;
-use crate::types::{QoS, ReasonCode};
+use crate::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
 
 impl Conn {
     /// True when the outbox may be read: nothing pending locally, the write buffer below
@@ -51,49 +51,28 @@ impl Conn {
     /// Encodes one delivery as PUBLISH.
     pub(crate) fn deliver<S: AsyncRead + AsyncWrite>(&mut self, io: &mut Io<S>, d: Delivery) {
         let now = Instant::now();
-        let broker = std::sync::Arc::clone(&self.broker);
-        let stats = &broker.stats;
         if d.message.is_expired(now) {
             // [MQTT-3.3.2-5] an expired message is not delivered
-            Stats::incr(&stats.dropped_expired);
+            Stats::incr(&self.broker.stats.dropped_expired);
             return;
         }
-        let v5 = self.version.is_v5();
-        let properties = if v5 {
-            d.message.publish_properties(now, &d.subscription_ids)
-        } else {
-            PublishProperties::default()
-        };
-        let mut publish = Publish {
-            dup: false,
-            qos: d.qos,
-            retain: d.retain,
-            topic: d.message.topic.clone().into_inner(),
-            packet_id: None,
-            payload: d.message.payload.clone(),
-            properties,
-        };
-        if d.qos != QoS::AtMostOnce {
-            publish.packet_id = Some(self.session.outbound.next_packet_id());
-        }
+        let packet_id = (d.qos != QoS::AtMostOnce).then(|| self.session.outbound.next_packet_id());
+        let mut packet = Packet::Publish(publish_for(&d, self.version, now, false, packet_id));
         // [MQTT-3.1.2-25] never send more than the client's Maximum Packet Size: the
         // message is dropped for this client as if delivered.
-        let mut packet = Packet::Publish(publish);
         let size = codec::encoded_len(&packet, self.version);
         if size > self.client_max_packet as usize {
-            Stats::incr(&stats.dropped_too_large);
+            Stats::incr(&self.broker.stats.dropped_too_large);
             tracing::debug!(topic = %d.message.topic, size, max = self.client_max_packet, "message larger than the client's maximum packet size dropped");
             return;
         }
-        let mut packet_id = None;
-        if let Packet::Publish(publish) = &mut packet {
-            if v5 {
-                self.apply_outbound_alias(publish, &d.message.topic);
-            }
-            packet_id = publish.packet_id;
+        if self.version.is_v5()
+            && let Packet::Publish(publish) = &mut packet
+        {
+            self.apply_outbound_alias(publish, &d.message.topic);
         }
         io.encode(&packet);
-        Stats::incr(&stats.messages_sent);
+        Stats::incr(&self.broker.stats.messages_sent);
         if let Some(id) = packet_id {
             self.session.outbound.push(id, d);
         }
@@ -121,31 +100,43 @@ impl Conn {
     /// PUBREL for those already PUBREC'd, in their original order.
     pub(crate) fn resend_inflight<S: AsyncRead + AsyncWrite>(&mut self, io: &mut Io<S>) {
         let now = Instant::now();
-        let v5 = self.version.is_v5();
         for f in self.session.outbound.iter() {
             match f.state {
                 InflightState::AwaitingPubComp => {
                     io.encode(&Packet::PubRel(ack(f.packet_id, ReasonCode::SUCCESS)));
                 }
                 _ => {
-                    let d = &f.delivery;
-                    let properties = if v5 {
-                        d.message.publish_properties(now, &d.subscription_ids)
-                    } else {
-                        PublishProperties::default()
-                    };
-                    io.encode(&Packet::Publish(Publish {
-                        dup: true,
-                        qos: d.qos,
-                        retain: d.retain,
-                        topic: d.message.topic.clone().into_inner(),
-                        packet_id: Some(f.packet_id),
-                        payload: d.message.payload.clone(),
-                        properties,
-                    }));
+                    let publish =
+                        publish_for(&f.delivery, self.version, now, true, Some(f.packet_id));
+                    io.encode(&Packet::Publish(publish));
                     Stats::incr(&self.broker.stats.messages_sent);
                 }
             }
         }
+    }
+}
+
+/// The PUBLISH for a delivery: properties only for MQTT 5, with the remaining expiry
+/// interval and the subscription identifiers.
+fn publish_for(
+    d: &Delivery,
+    version: ProtocolVersion,
+    now: Instant,
+    dup: bool,
+    packet_id: Option<PacketId>,
+) -> Publish {
+    let properties = if version.is_v5() {
+        d.message.publish_properties(now, &d.subscription_ids)
+    } else {
+        PublishProperties::default()
+    };
+    Publish {
+        dup,
+        qos: d.qos,
+        retain: d.retain,
+        topic: d.message.topic.clone().into_inner(),
+        packet_id,
+        payload: d.message.payload.clone(),
+        properties,
     }
 }

@@ -1,6 +1,7 @@
 //! The `$SYS/broker/...` statistics topics, published as retained messages every
 //! `sys.interval_secs` (the names follow Mosquitto's so existing dashboards work).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
 use crate::message::{Message, MessageProperties};
+use crate::plugin::PluginStats;
 use crate::stats::Stats;
 use crate::topic::TopicName;
 use crate::types::QoS;
@@ -29,8 +31,59 @@ pub async fn publish_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
     }
 }
 
-/// The current statistics as (topic, value) pairs.
-pub fn snapshot(broker: &Broker) -> Vec<(&'static str, String)> {
+/// The current statistics as (topic, value) pairs: the broker's, then the plugins'.
+pub fn snapshot(broker: &Broker) -> Vec<(Cow<'static, str>, String)> {
+    let mut out: Vec<(Cow<'static, str>, String)> = broker_snapshot(broker)
+        .into_iter()
+        .map(|(topic, value)| (Cow::Borrowed(topic), value))
+        .collect();
+    for stats in broker.plugins().stats() {
+        plugin_snapshot(&stats, &mut out);
+    }
+    out
+}
+
+/// Per plugin and hook counters under `$SYS/broker/plugins/{plugin}/{hook}/...`.
+fn plugin_snapshot(stats: &PluginStats, out: &mut Vec<(Cow<'static, str>, String)>) {
+    let base = format!("$SYS/broker/plugins/{}", stats.plugin);
+    out.push((
+        Cow::Owned(format!("{base}/failed")),
+        stats.failed.to_string(),
+    ));
+    out.push((
+        Cow::Owned(format!("{base}/kv/keys")),
+        stats.kv_keys.to_string(),
+    ));
+    for h in &stats.hooks {
+        let prefix = format!("{base}/{}", h.hook.as_str());
+        let quantile = |q| {
+            h.latency_quantile_us(q)
+                .map_or_else(|| "0".to_owned(), |us| us.to_string())
+        };
+        let mean_ns = h.latency_sum_ns.checked_div(h.calls).unwrap_or(0);
+        let values = [
+            ("calls", h.calls.to_string()),
+            ("allow", h.allow.to_string()),
+            ("deny", h.deny.to_string()),
+            ("no_opinion", h.no_opinion.to_string()),
+            ("continue", h.continued.to_string()),
+            ("replace", h.replaced.to_string()),
+            ("drop", h.dropped.to_string()),
+            ("failures", h.failures.to_string()),
+            ("timeouts", h.timeouts.to_string()),
+            ("invalid_answers", h.invalid_answers.to_string()),
+            ("skipped_failed", h.skipped_failed.to_string()),
+            ("latency/mean_ns", mean_ns.to_string()),
+            ("latency/p50_us", quantile(0.5)),
+            ("latency/p99_us", quantile(0.99)),
+        ];
+        for (name, value) in values {
+            out.push((Cow::Owned(format!("{prefix}/{name}")), value));
+        }
+    }
+}
+
+fn broker_snapshot(broker: &Broker) -> Vec<(&'static str, String)> {
     let s = &broker.stats;
     vec![
         ("$SYS/broker/version", VERSION.to_string()),
@@ -60,6 +113,10 @@ pub fn snapshot(broker: &Broker) -> Vec<(&'static str, String)> {
         ),
         ("$SYS/broker/messages/dropped", dropped(s).to_string()),
         (
+            "$SYS/broker/messages/rejected",
+            Stats::get(&s.messages_rejected).to_string(),
+        ),
+        (
             "$SYS/broker/bytes/received",
             Stats::get(&s.bytes_received).to_string(),
         ),
@@ -86,7 +143,7 @@ fn dropped(s: &Stats) -> u64 {
 
 fn publish_once(broker: &Broker) {
     for (topic, value) in snapshot(broker) {
-        let Ok(topic) = TopicName::new(topic) else {
+        let Ok(topic) = TopicName::new(topic.into_owned()) else {
             continue;
         };
         broker.publish(Message {

@@ -150,6 +150,20 @@ pub(super) fn check_plugins(plugins: &[PluginConfig]) -> Result<(), Violation> {
         if p.name.trim().is_empty() {
             return Err(violation(key("name"), "must not be empty"));
         }
+        if !p
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            // The name appears in `$SYS` topics, metric labels and `plugin:NAME` chain entries.
+            return Err(violation(
+                key("name"),
+                format!(
+                    "`{}` may contain only ASCII letters, digits, `-`, `_` and `.`",
+                    p.name
+                ),
+            ));
+        }
         if let Some(j) = plugins[..i].iter().position(|e| e.name == p.name) {
             return Err(violation(
                 key("name"),

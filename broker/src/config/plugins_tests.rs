@@ -113,6 +113,20 @@ fn rejects_duplicate_plugin_names_naming_key_and_file() {
 }
 
 #[test]
+fn rejects_plugin_names_that_cannot_appear_in_topics_or_labels() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file(FILE, "[[plugins]]\nname = \"a/#\"\npath = \"a.wasm\"\n")?;
+        assert_eq!(
+            load_err(),
+            "invalid value for key `plugins.0.name` in cauldron.toml: \
+             `a/#` may contain only ASCII letters, digits, `-`, `_` and `.`"
+        );
+        Ok(())
+    });
+}
+
+#[test]
 fn rejects_out_of_range_plugin_limits_naming_key_and_file() {
     Jail::expect_with(|jail| {
         jail.clear_env();

@@ -2,13 +2,16 @@
 //! reload that fails keeps the running chain, and a bad plugin stops the start with an
 //! error naming it.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use cauldron::config::PluginConfig;
 use cauldron::server::{Server, reload_plugins};
-use integration::packets::Publish;
+use integration::packets::{self, Publish};
 use integration::plugins::{API_KEYS_WASM, FIXTURE_PASSTHROUGH_WASM, REWRITE_WASM};
+use integration::raw::Next;
 use integration::{Config, QUIET, RawClient, TestBroker};
 use serde_json::json;
 
@@ -169,4 +172,65 @@ async fn init_error_stops_the_start_with_the_plugins_message() {
         err.contains("authn") && err.contains("kees"),
         "error names the plugin and carries its message: {err}"
     );
+}
+
+/// Reads `$SYS` values until `done` holds (or 5 s pass), then the rest of that round
+/// (published together, so it follows within moments); the latest value wins.
+async fn read_sys(
+    sys: &mut RawClient,
+    done: impl Fn(&HashMap<String, String>) -> bool,
+) -> HashMap<String, String> {
+    let mut seen = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut quiet_after_done = false;
+    while Instant::now() < deadline {
+        match sys.next(Duration::from_millis(300)).await {
+            Next::Packet(f, body) => {
+                let m = packets::parse_publish(f, &body, false);
+                seen.insert(m.topic.clone(), m.payload_str().to_string());
+            }
+            _ if quiet_after_done => break,
+            _ => {}
+        }
+        quiet_after_done = done(&seen);
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_hook_counters_are_published_on_sys() {
+    // Issue 3: "Per plugin and hook: counters of calls, decisions, failures, timeouts and
+    // latency, visible in the logs and `$SYS`".
+    super::warm_cache().await;
+    let mut config = Config::default();
+    config.plugin_host.cache_dir = Some(super::cache_dir().into());
+    config.plugins = vec![plugin("passthrough", FIXTURE_PASSTHROUGH_WASM, json!({}))];
+    config.sys.enabled = true;
+    config.sys.interval_secs = 1;
+    let b = TestBroker::start(config).await;
+    let mut p = RawClient::connect_v311(b.addr, "counted").await;
+    for _ in 0..3 {
+        p.publish(Publish::new("counted/t", b"x").qos(1, 0)).await;
+    }
+    let base = "$SYS/broker/plugins/passthrough";
+    let key = |k: &str| format!("{base}/on-publish/{k}");
+    let mut sys = RawClient::connect_v311(b.addr, "sys-reader").await;
+    sys.subscribe("$SYS/broker/plugins/#", 0).await;
+    // Values from before the three messages may come first (retained); wait for fresh ones.
+    let seen = read_sys(&mut sys, |seen| {
+        seen.get(&key("calls")).map(String::as_str) == Some("3")
+    })
+    .await;
+    let value = |k: &str| seen.get(k).map(String::as_str);
+    assert_eq!(value(&key("calls")), Some("3"), "{seen:#?}");
+    assert_eq!(value(&key("continue")), Some("3"), "{seen:#?}");
+    assert_eq!(value(&key("failures")), Some("0"), "{seen:#?}");
+    assert_eq!(value(&key("timeouts")), Some("0"), "{seen:#?}");
+    assert_eq!(value(&format!("{base}/failed")), Some("false"), "{seen:#?}");
+    for latency in ["latency/p50_us", "latency/p99_us", "latency/mean_ns"] {
+        let n: u64 = value(&key(latency))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{latency} is a number: {seen:#?}"));
+        assert!(n > 0, "{latency} is positive after three calls: {seen:#?}");
+    }
 }

@@ -34,15 +34,23 @@ pub struct Broker {
     pub stats: Stats,
     /// When the broker started.
     pub started: Instant,
+    /// The built-in authenticators and ACL.
+    pub auth: crate::auth::Auth,
     next_conn_id: AtomicU64,
     system_retained: std::sync::atomic::AtomicUsize,
     plugins: RwLock<PluginChain>,
 }
 
 impl Broker {
-    /// A broker with empty state.
+    /// A broker with empty state and no built-in authentication.
     pub fn new(config: Config) -> Self {
+        Self::with_auth(config, crate::auth::Auth::none())
+    }
+
+    /// A broker with empty state and these loaded built-ins.
+    pub fn with_auth(config: Config, auth: crate::auth::Auth) -> Self {
         Broker {
+            auth,
             config: Arc::new(config),
             router: Router::default(),
             retained: RwLock::new(RetainStore::new()),

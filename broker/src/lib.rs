@@ -11,11 +11,14 @@
 //! - [`codec`]: bytes ↔ packets; [`message`], [`topic`], [`types`]: domain types
 //! - [`config`]: figment configuration
 
+pub mod acl;
+pub mod auth;
 pub mod broker;
 pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod message;
+pub mod passwd_cli;
 pub mod plugin;
 pub mod registry;
 pub mod retain;

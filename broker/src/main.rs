@@ -22,6 +22,15 @@ struct Cli {
     /// Load and validate the configuration, then exit.
     #[arg(long)]
     check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Add, update or delete a user of an argon2id password file. The hashing cost
+    /// comes from `[auth.password_file] argon2` of --config when given.
+    Passwd(cauldron::passwd_cli::PasswdArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +38,16 @@ fn main() -> ExitCode {
     if cli.print_default_config {
         print!("{}", cauldron::config::DEFAULT_CONFIG_TOML);
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Passwd(args)) = &cli.command {
+        // No tracing subscriber: nothing about a password is ever logged.
+        return match passwd(args, cli.config.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cauldron passwd: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -43,6 +62,24 @@ fn main() -> ExitCode {
             eprintln!("cauldron: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn passwd(
+    args: &cauldron::passwd_cli::PasswdArgs,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    match config {
+        Some(path) => {
+            let config = cauldron::config::load(Some(path))?;
+            let params = config
+                .auth
+                .password_file
+                .map(|p| p.argon2)
+                .unwrap_or_default();
+            cauldron::passwd_cli::run_with(args, &params)
+        }
+        None => cauldron::passwd_cli::run(args),
     }
 }
 
@@ -104,7 +141,10 @@ async fn reload_on_sighup(broker: std::sync::Arc<cauldron::broker::Broker>, path
             return;
         };
         while hup.recv().await.is_some() {
-            info!("SIGHUP received, reloading plugins");
+            info!("SIGHUP received, reloading the password file, jwt keys, acl rules and plugins");
+            for e in cauldron::server::reload_auth(&broker).await {
+                error!(error = %e, "authentication reload failed; keeping the previous state of that part");
+            }
             let config = match cauldron::config::load(path.as_deref()) {
                 Ok(config) => config,
                 Err(e) => {

@@ -19,6 +19,8 @@ use crate::stats::Stats;
 
 /// How often offline sessions, delayed wills and retained messages are checked for expiry.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the password file is checked for changes.
+const AUTH_FILE_POLL: Duration = Duration::from_secs(2);
 /// How long shutdown waits for connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -28,6 +30,9 @@ pub enum Error {
     /// The plugin chain could not be loaded.
     #[error("cannot load the plugin chain: {0}")]
     Plugins(#[from] crate::plugin::Error),
+    /// A built-in authenticator or the ACL could not be loaded.
+    #[error("cannot load the authentication chain: {0}")]
+    Auth(#[from] crate::auth::Error),
     /// A listener could not bind.
     #[error("cannot listen on {addr} (listener `{name}`): {source}")]
     Bind {
@@ -72,7 +77,8 @@ impl Server {
                 limit,
             });
         }
-        let broker = Arc::new(Broker::new(config));
+        let auth = crate::auth::Auth::load(&config)?;
+        let broker = Arc::new(Broker::with_auth(config, auth));
         let chain = load_plugins(&broker, &broker.config.plugins).await?;
         broker.set_plugins(chain);
         Ok(Server { broker, listeners })
@@ -108,6 +114,9 @@ impl Server {
             ));
         }
         tracker.spawn(sweeper(Arc::clone(&self.broker), shutdown.clone()));
+        if self.broker.auth.password.is_some() {
+            tracker.spawn(watch_auth_files(Arc::clone(&self.broker), shutdown.clone()));
+        }
         if self.broker.config.sys.enabled {
             tracker.spawn(crate::sys::publish_loop(
                 Arc::clone(&self.broker),
@@ -188,6 +197,31 @@ async fn sweeper(broker: Arc<Broker>, shutdown: CancellationToken) {
             _ = tick.tick() => broker.sweep(std::time::Instant::now()),
         }
     }
+}
+
+/// Re-reads the password file when it changes on disk.
+async fn watch_auth_files(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(AUTH_FILE_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let b = Arc::clone(&broker);
+                // File I/O and argon2 parameter checks stay off the I/O threads.
+                let _ = tokio::task::spawn_blocking(move || b.auth.reload_changed_files()).await;
+            }
+        }
+    }
+}
+
+/// Reloads the built-in authenticators' files and the ACL rules (SIGHUP). Parts that
+/// fail keep their previous state; their errors are returned.
+pub async fn reload_auth(broker: &Arc<Broker>) -> Vec<crate::auth::Error> {
+    let b = Arc::clone(broker);
+    tokio::task::spawn_blocking(move || b.auth.reload())
+        .await
+        .unwrap_or_default()
 }
 
 /// Loads the plugin chain `configs` with host publishing wired to `broker`.

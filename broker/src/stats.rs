@@ -30,6 +30,18 @@ pub struct Stats {
     pub messages_rejected: AtomicU64,
     /// Connections closed for a protocol violation.
     pub protocol_errors: AtomicU64,
+    /// Clients the authentication chain accepted (anonymous ones included).
+    pub auth_accepted: AtomicU64,
+    /// Clients the authentication chain refused.
+    pub auth_refused: AtomicU64,
+    /// Subscriptions refused by the ACL or a plugin.
+    pub denied_subscribe: AtomicU64,
+    /// Publishes (and wills at connect) refused by the ACL.
+    pub acl_denied_publish: AtomicU64,
+    /// Deliveries withheld by a deny rule covering part of a granted filter.
+    pub acl_denied_delivery: AtomicU64,
+    /// Connections closed because their credentials (a JWT) expired.
+    pub credentials_expired: AtomicU64,
 }
 
 impl Stats {

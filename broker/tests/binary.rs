@@ -36,10 +36,15 @@ struct Broker {
 
 impl Broker {
     fn start(name: &str) -> Broker {
+        Broker::start_with(name, "")
+    }
+
+    /// A broker whose config is one listener plus `extra` TOML.
+    fn start_with(name: &str, extra: &str) -> Broker {
         let port = free_port();
         let config = write_config(
             name,
-            &format!("[[listeners]]\nname = \"tcp\"\nbind = \"127.0.0.1:{port}\"\n"),
+            &format!("[[listeners]]\nname = \"tcp\"\nbind = \"127.0.0.1:{port}\"\n{extra}"),
         );
         let child = Command::new(BIN)
             .arg("--config")
@@ -58,6 +63,15 @@ impl Broker {
             std::thread::sleep(Duration::from_millis(50));
         }
         Broker { child, port }
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
     }
 
     fn sigterm_and_wait(mut self) -> std::process::ExitStatus {
@@ -167,4 +181,98 @@ fn print_default_config_is_the_embedded_file() {
         text.contains("[[listeners]]") && text.contains("max_packet_bytes"),
         "{text}"
     );
+}
+
+/// Runs `cauldron passwd` with `stdin` fed in; returns (success, stdout + stderr).
+fn passwd(args: &[&str], stdin: &str) -> (bool, String) {
+    let mut child = Command::new(BIN)
+        .arg("passwd")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cauldron passwd");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// mosquitto_pub with these credentials; true when it published.
+fn mosquitto_pub(port: u16, user: &str, password: &str) -> bool {
+    Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-V", "mqttv5"])
+        .args(["-u", user, "-P", password, "-t", "t", "-m", "m", "-q", "1"])
+        .output()
+        .expect("mosquitto_pub is required: run .ci/run")
+        .status
+        .success()
+}
+
+#[test]
+fn passwd_round_trip_with_the_broker_and_mosquitto_clients() {
+    // Issue 4: `cauldron passwd` creates the file, adds or updates a user, deletes a
+    // user, and never echoes a password; the broker accepts what it wrote and applies
+    // a deletion on SIGHUP.
+    let dir = std::env::temp_dir().join(format!("cauldron-passwd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("passwd");
+    let _ = std::fs::remove_file(&file);
+    let file_arg = file.to_str().expect("utf-8 path");
+    let cost = ["--memory-kib", "64", "--iterations", "1"];
+    let (ok, out) = passwd(
+        &[&[file_arg, "alice", "--stdin"][..], &cost].concat(),
+        "s3cret-Alice\n",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        !out.contains("s3cret-Alice"),
+        "the password is never echoed: {out}"
+    );
+    let (ok, out) = passwd(
+        &[&[file_arg, "bob", "--stdin"][..], &cost].concat(),
+        "b0b\n",
+    );
+    assert!(ok, "{out}");
+    let text = std::fs::read_to_string(&file).expect("password file");
+    assert!(
+        text.contains("alice:$argon2id$") && text.contains("bob:$argon2id$"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret-Alice"));
+
+    let broker = Broker::start_with(
+        "passwd",
+        &format!("[auth]\nallow_anonymous = false\n[auth.password_file]\npath = \"{file_arg}\"\n"),
+    );
+    assert!(mosquitto_pub(broker.port, "alice", "s3cret-Alice"));
+    assert!(!mosquitto_pub(broker.port, "alice", "wrong"));
+    assert!(mosquitto_pub(broker.port, "bob", "b0b"));
+
+    let (ok, out) = passwd(&[file_arg, "bob", "--delete"], "");
+    assert!(ok, "{out}");
+    let (ok, out) = passwd(&[file_arg, "bob", "--delete"], "");
+    assert!(!ok, "deleting an absent user is an error: {out}");
+    broker.signal("-HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mosquitto_pub(broker.port, "bob", "b0b") {
+        assert!(
+            Instant::now() < deadline,
+            "bob still accepted after the reload"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(mosquitto_pub(broker.port, "alice", "s3cret-Alice"));
+    let status = broker.sigterm_and_wait();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
 }

@@ -3,6 +3,7 @@
 //! real sockets; each names the behaviour it checks and the normative
 //! statement of MQTT 3.1.1 or 5.0 it enforces.
 
+mod auth;
 mod bad_input;
 mod connect;
 mod delivery;

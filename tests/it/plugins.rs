@@ -32,7 +32,7 @@ const SLACK: Duration = Duration::from_millis(1000);
 
 /// `[[plugins]]` entry `name` loading `wasm` with this config table and one instance
 /// (so that re-instantiation is observable; tests that need concurrency raise it).
-fn plugin(name: &str, wasm: &str, config: Value) -> PluginConfig {
+pub(crate) fn plugin(name: &str, wasm: &str, config: Value) -> PluginConfig {
     let mut p = PluginConfig::new(name, wasm);
     p.config = match config {
         Value::Object(map) => map,
@@ -68,13 +68,13 @@ const LOADED: &[(&str, &str)] = &[
 
 /// The precompiled-artefact cache (`[plugin_host] cache_dir`) the tests share, so that
 /// each component is compiled once rather than once per test.
-fn cache_dir() -> PathBuf {
+pub(crate) fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")
 }
 
 /// Fills [`cache_dir`] once per test process, before any broker reads it: concurrent
 /// first writes of one artefact are left to a single task.
-async fn warm_cache() {
+pub(crate) async fn warm_cache() {
     static WARM: OnceCell<()> = OnceCell::const_new();
     WARM.get_or_init(|| async {
         let dir = cache_dir();

@@ -28,11 +28,11 @@ impl TestBroker {
     /// the server in a task of the test's runtime.
     pub async fn start(mut config: Config) -> TestBroker {
         let bind: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
-        let max_connections = config.listeners.first().map_or(0, |l| l.max_connections);
+        let first = config.listeners.first().cloned().unwrap_or_default();
         config.listeners = vec![ListenerConfig {
             name: "test".into(),
             bind,
-            max_connections,
+            ..first
         }];
         if let Err(e) = config.validate() {
             panic!("test configuration rejected by the broker: {e}");

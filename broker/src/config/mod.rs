@@ -7,6 +7,9 @@
 //! The documented default file `cauldron.toml` is compiled in as [`DEFAULT_CONFIG_TOML`];
 //! a test keeps it equal to [`Config::default()`].
 
+mod auth;
+#[cfg(test)]
+mod auth_tests;
 mod error;
 mod load;
 mod plugins;
@@ -20,6 +23,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::acl::AclConfig;
+pub use auth::{
+    Argon2Params, AuthConfig, ChainEntry, DeniedPublish, JwtConfig, PasswordFileConfig,
+};
 pub use error::Error;
 pub use load::{ENV_PREFIX, figment, from_figment, load};
 pub use plugins::{FailurePolicy, OnError, PluginConfig, PluginHostConfig};
@@ -43,6 +50,10 @@ pub struct Config {
     pub plugin_host: PluginHostConfig,
     /// The WebAssembly plugin chain, in call order; empty by default.
     pub plugins: Vec<PluginConfig>,
+    /// Authentication: the chain, anonymous access, password file, JWT.
+    pub auth: AuthConfig,
+    /// Per-topic access rules; none by default (no ACL in the chain).
+    pub acl: AclConfig,
 }
 
 impl Default for Config {
@@ -54,6 +65,8 @@ impl Default for Config {
             sys: SysConfig::default(),
             plugin_host: PluginHostConfig::default(),
             plugins: Vec::new(),
+            auth: AuthConfig::default(),
+            acl: AclConfig::default(),
         }
     }
 }
@@ -68,6 +81,12 @@ pub struct ListenerConfig {
     pub bind: SocketAddr,
     /// Connection limit for this listener; 0 means only the global `limits.max_connections`.
     pub max_connections: usize,
+    /// This listener's own authentication chain (entries as in `auth.chain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_chain: Option<Vec<String>>,
+    /// This listener's own `auth.allow_anonymous`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_anonymous: Option<bool>,
 }
 
 impl Default for ListenerConfig {
@@ -76,6 +95,8 @@ impl Default for ListenerConfig {
             name: "tcp".to_owned(),
             bind: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 1883)),
             max_connections: 0,
+            auth_chain: None,
+            allow_anonymous: None,
         }
     }
 }

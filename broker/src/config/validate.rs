@@ -74,7 +74,8 @@ impl Config {
         check_limits(&self.limits)?;
         check_mqtt(&self.mqtt)?;
         at_least("sys.interval_secs", self.sys.interval_secs, 1)?;
-        super::plugins::check_plugins(&self.plugins)
+        super::plugins::check_plugins(&self.plugins)?;
+        super::auth::check_auth(self)
     }
 }
 

@@ -16,12 +16,15 @@ use tracing::debug;
 
 use super::Io;
 use super::state::{Conn, Error};
+use crate::auth::chain::{Chain, Grant, Refusal, authorize_publish};
 use crate::broker::Broker;
 use crate::codec::{self, ConnAck, ConnAckProperties, Connect, Packet};
+use crate::config::ChainEntry;
 use crate::message::{Message, MessageProperties};
-use crate::plugin::{ClientInfo, ConnectOutcome, Credentials, Hook, WillInfo};
+use crate::plugin::{ClientInfo, Credentials, WillInfo};
 use crate::registry::{Claim, StoredSession};
 use crate::session::Session;
+use crate::stats::Stats;
 use crate::topic::TopicName;
 use crate::types::{ClientId, QoS, ReasonCode};
 
@@ -71,13 +74,34 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         (ClientId::new(connect.client_id.clone()), None)
     };
     let mut client = client_info(&connect, &client_id, peer, listener);
-    match authenticate(broker, &client, &connect).await {
-        Ok(attributes) => client.attributes = attributes,
-        Err(reason) => {
-            refuse(io, reason);
+    let entries: Arc<[ChainEntry]> = broker.config.auth_chain(listener).into();
+    let grant = match authenticate(broker, &entries, &client, &connect).await {
+        Ok(grant) => grant,
+        Err(refusal) => {
+            refuse_with(io, &connect, refusal.code, &refusal.reason);
             return Ok(None);
         }
+    };
+    client.attributes = grant.attributes;
+    let chain = Chain {
+        auth: &broker.auth,
+        entries: &entries,
+        plugins: &broker.plugins(),
+    };
+    let rules = chain.session_rules(&grant.identity).map(Arc::new);
+    if let (Some(rules), Some((will, _))) = (&rules, &will)
+        && let Err(refusal) = authorize_publish(rules, will.topic.as_str())
+    {
+        // The will would be refused when published; refuse the connection instead.
+        Stats::incr(&broker.stats.acl_denied_publish);
+        tracing::info!(client_id = %client_id, topic = %will.topic, "will topic not authorized; connection refused");
+        refuse_with(io, &connect, refusal.code, "will topic not authorized");
+        return Ok(None);
     }
+    let credentials_expire = grant
+        .identity
+        .expires_at
+        .map(|at| Instant::now() + crate::auth::chain::remaining(at));
     let expiry = session_expiry(broker, &connect);
     let kick = CancellationToken::new();
     let stored = claim(broker, &client_id, conn_id, kick.clone()).await;
@@ -135,6 +159,9 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         will,
         request_problem_information: props.request_problem_information.unwrap_or(true),
         client: Arc::new(client),
+        auth_entries: entries,
+        rules,
+        credentials_expire,
     };
     let mut ack = ConnAck {
         // [MQTT-3.2.2-2] / [MQTT-3.2.2-3]
@@ -184,6 +211,25 @@ fn refuse<S: AsyncRead + AsyncWrite>(io: &mut Io<S>, reason: ReasonCode) {
         session_present: false, // [MQTT-3.2.2-6]
         reason_code: reason,
         properties: ConnAckProperties::default(),
+    }));
+}
+
+/// A refusal with a Reason String for MQTT 5 clients that did not turn problem
+/// information off [MQTT-3.1.2-29].
+fn refuse_with<S: AsyncRead + AsyncWrite>(
+    io: &mut Io<S>,
+    c: &Connect,
+    code: ReasonCode,
+    reason: &str,
+) {
+    let mut properties = ConnAckProperties::default();
+    if c.protocol.is_v5() && c.properties.request_problem_information != Some(false) {
+        properties.reason_string = Some(reason.into());
+    }
+    io.encode(&Packet::ConnAck(ConnAck {
+        session_present: false, // [MQTT-3.2.2-6]
+        reason_code: code,
+        properties,
     }));
 }
 
@@ -334,31 +380,46 @@ fn client_info(c: &Connect, client_id: &ClientId, peer: SocketAddr, listener: &s
     }
 }
 
-/// Runs the plugin chain's `on-connect`: the attributes granted, or the CONNACK refusal.
-/// When no plugin decides, the client is accepted (authentication built-ins and a
-/// configurable default arrive with the authentication chain).
+/// Runs the listener's authentication chain (built-ins and plugins' `on-connect`):
+/// what the client was granted, or the CONNACK refusal. Counted and logged once.
 async fn authenticate(
     broker: &Broker,
+    entries: &[ChainEntry],
     client: &ClientInfo,
     c: &Connect,
-) -> Result<Vec<(String, String)>, ReasonCode> {
-    let chain = broker.plugins();
-    if !chain.has(Hook::Connect) {
-        return Ok(Vec::new());
-    }
+) -> Result<Grant, Refusal> {
     let credentials = Credentials {
         username: c.username.as_ref().map(|u| u.to_string()),
         password: c.password.clone(),
     };
-    match chain.on_connect(client, &credentials).await {
-        ConnectOutcome::Allow { attributes } => Ok(attributes),
-        ConnectOutcome::NoOpinion => Ok(Vec::new()),
-        ConnectOutcome::Deny {
-            reason_code,
-            reason,
-        } => {
-            tracing::info!(code = %reason_code, reason = %reason, "connection refused by plugin");
-            Err(reason_code)
+    let plugins = broker.plugins();
+    let chain = Chain {
+        auth: &broker.auth,
+        entries,
+        plugins: &plugins,
+    };
+    let allow_anonymous = broker.config.allow_anonymous(&client.listener);
+    match chain
+        .authenticate(client, &credentials, allow_anonymous)
+        .await
+    {
+        Ok(grant) => {
+            Stats::incr(&broker.stats.auth_accepted);
+            debug!(client_id = %client.client_id, by = %grant.by, "client authenticated");
+            Ok(grant)
+        }
+        Err(refusal) => {
+            Stats::incr(&broker.stats.auth_refused);
+            tracing::info!(
+                client_id = %client.client_id,
+                username = client.username.as_deref().unwrap_or(""),
+                remote = %client.remote_addr,
+                code = %refusal.code,
+                by = %refusal.by,
+                reason = %refusal.reason,
+                "connection refused"
+            );
+            Err(refusal)
         }
     }
 }

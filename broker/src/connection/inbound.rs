@@ -9,11 +9,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Io;
 use super::state::{Conn, End, Error};
+use crate::auth::chain::{Chain, authorize_publish};
 use crate::codec::{
     AckProperties, Packet, PubResp, Publish, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
+use crate::config::DeniedPublish;
 use crate::message::{Delivery, Message, MessageProperties};
-use crate::plugin::{Hook, PublishOutcome, SubscribeOutcome};
+use crate::plugin::{Hook, PublishOutcome};
 use crate::router::Subscriber;
 use crate::session::outbound::AckResult;
 use crate::session::{Qos2Arrival, SessionSubscription};
@@ -159,8 +161,11 @@ impl Conn {
         };
         let Some(id) = p.packet_id else {
             // QoS 0: no acknowledgement either way.
-            if let Ok(message) = self.run_publish_hooks(message).await {
-                self.broker.publish(message);
+            match self.run_publish_hooks(message).await {
+                Ok(message) => {
+                    self.broker.publish(message);
+                }
+                Err(code) => self.v3_refusal(code)?,
             }
             return Ok(None);
         };
@@ -186,8 +191,11 @@ impl Conn {
                 ReasonCode::SUCCESS
             }
             // MQTT 3.1.1 has no negative acknowledgement: the message is dropped (counted
-            // and logged) and the flow completes normally.
-            Err(_) if !self.version.is_v5() => ReasonCode::SUCCESS,
+            // and logged) and the flow completes normally, or the client is disconnected.
+            Err(code) if !self.version.is_v5() => {
+                self.v3_refusal(code)?;
+                ReasonCode::SUCCESS
+            }
             Err(code) => {
                 if p.qos == QoS::ExactlyOnce {
                     // a PUBREC with a failure code ends the exchange [MQTT-4.3.3-?]
@@ -202,6 +210,20 @@ impl Conn {
             io.encode(&Packet::PubRec(ack(id, code)));
         }
         Ok(None)
+    }
+
+    /// A refused publish from an MQTT 3.1.1 or 3.1 client: `Ok` to drop it quietly, or
+    /// the error that closes the connection when `auth.denied_publish_v3 = "disconnect"`.
+    fn v3_refusal(&self, code: ReasonCode) -> Result<(), Error> {
+        if self.version.is_v5()
+            || self.broker.config.auth.denied_publish_v3 != DeniedPublish::Disconnect
+        {
+            return Ok(());
+        }
+        Err(Error::protocol(
+            code,
+            "publish refused; disconnecting (auth.denied_publish_v3 = \"disconnect\")",
+        ))
     }
 
     /// Applies topic aliases and validates the topic name.
@@ -312,7 +334,10 @@ impl Conn {
             let mut options = options;
             options.qos = QoS::from_u8(options.qos.as_u8().min(cfg.mqtt.maximum_qos))
                 .unwrap_or(QoS::AtMostOnce);
-            match self.run_subscribe_hooks(&raw, options.qos).await {
+            match self
+                .authorize_subscription(&raw, filter.as_str(), options.qos)
+                .await
+            {
                 Ok(granted) => options.qos = granted,
                 Err(code) => {
                     codes.push(code);
@@ -459,9 +484,18 @@ pub(super) fn ack(packet_id: PacketId, reason_code: ReasonCode) -> PubResp {
 }
 
 impl Conn {
-    /// Runs the plugin chain's `on-publish`; `Err` carries the reason code of a drop,
-    /// which is counted and logged here.
+    /// The ACL's publish check (when the chain has it), then the plugin chain's
+    /// `on-publish`; `Err` carries the reason code of a refusal or drop, which is
+    /// counted and logged here.
     pub(crate) async fn run_publish_hooks(&self, message: Message) -> Result<Message, ReasonCode> {
+        if let Some(rules) = &self.rules
+            && let Err(refusal) = authorize_publish(rules, message.topic.as_str())
+        {
+            Stats::incr(&self.broker.stats.acl_denied_publish);
+            Stats::incr(&self.broker.stats.messages_rejected);
+            tracing::info!(client_id = %self.client_id, topic = %message.topic, code = %refusal.code, "publish not authorized by the acl");
+            return Err(refusal.code);
+        }
         let chain = self.broker.plugins();
         if !chain.has(Hook::Publish) {
             return Ok(message);
@@ -480,21 +514,42 @@ impl Conn {
         }
     }
 
-    /// Runs the plugin chain's `on-subscribe`: the granted QoS, or the refusal code.
-    async fn run_subscribe_hooks(&self, filter: &str, requested: QoS) -> Result<QoS, ReasonCode> {
-        let chain = self.broker.plugins();
-        if !chain.has(Hook::Subscribe) {
+    /// Runs the listener's chain for a subscription (the ACL against the filter,
+    /// plugins' `on-subscribe` with the filter as sent): the granted QoS, or the
+    /// refusal code. Refusals are counted and logged once.
+    async fn authorize_subscription(
+        &mut self,
+        raw: &str,
+        filter: &str,
+        requested: QoS,
+    ) -> Result<QoS, ReasonCode> {
+        let plugins = self.broker.plugins();
+        if self.rules.is_none() && !plugins.has(Hook::Subscribe) {
             return Ok(requested);
         }
-        match chain.on_subscribe(&self.client, filter, requested).await {
-            SubscribeOutcome::Allow(qos) => Ok(qos.min(requested)),
-            SubscribeOutcome::NoOpinion => Ok(requested),
-            SubscribeOutcome::Deny {
-                reason_code,
-                reason,
-            } => {
-                tracing::info!(filter, code = %reason_code, reason = %reason, "subscription refused by plugin");
-                Err(reason_code)
+        let chain = Chain {
+            auth: &self.broker.auth,
+            entries: &self.auth_entries,
+            plugins: &plugins,
+        };
+        let rules = self.rules.as_deref();
+        match chain
+            .authorize_subscribe(rules, &self.client, filter, raw, requested)
+            .await
+        {
+            Ok((granted, partial)) => {
+                if partial {
+                    tracing::debug!(
+                        filter = raw,
+                        "subscription granted; a deny rule covers part of it"
+                    );
+                }
+                Ok(granted)
+            }
+            Err(refusal) => {
+                Stats::incr(&self.broker.stats.denied_subscribe);
+                tracing::info!(client_id = %self.client_id, filter = raw, code = %refusal.code, by = %refusal.by, reason = %refusal.reason, "subscription refused");
+                Err(refusal.code)
             }
         }
     }

@@ -127,6 +127,16 @@ async fn run<S: AsyncRead + AsyncWrite>(
             tracing::info!("keep alive timeout [MQTT-3.1.2-24]");
             send_disconnect(&mut conn, &mut io, ReasonCode::KEEP_ALIVE_TIMEOUT, None)
         }
+        End::CredentialsExpired => {
+            Stats::incr(&conn.broker.stats.credentials_expired);
+            tracing::info!("credentials expired; disconnecting");
+            send_disconnect(
+                &mut conn,
+                &mut io,
+                ReasonCode::MAXIMUM_CONNECT_TIME,
+                Some("credentials expired".to_owned()),
+            )
+        }
         End::Disconnected { .. } => debug!("client disconnected"),
         End::Closed => debug!("connection closed by client"),
         End::Io(e) => debug!(error = %e, "connection i/o error"),
@@ -173,6 +183,7 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
         return end;
     }
     let kick = conn.kick.clone();
+    let expire = conn.credentials_expire;
     loop {
         let keep_alive = conn.keep_alive_deadline();
         let can_pull = conn.can_pull(io);
@@ -217,6 +228,9 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
             }
             _ = sleep_until(keep_alive.unwrap_or_else(Instant::now)), if keep_alive.is_some() => {
                 return End::KeepAliveTimeout;
+            }
+            _ = sleep_until(expire.unwrap_or_else(Instant::now)), if expire.is_some() => {
+                return End::CredentialsExpired;
             }
         }
     }

@@ -9,6 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::Io;
 use super::inbound::ack;
 use super::state::Conn;
+use crate::auth::chain::may_deliver;
 use crate::codec::{self, Packet, Publish, PublishProperties};
 use crate::message::Delivery;
 use crate::session::InflightState;
@@ -54,6 +55,14 @@ impl Conn {
         if d.message.is_expired(now) {
             // [MQTT-3.3.2-5] an expired message is not delivered
             Stats::incr(&self.broker.stats.dropped_expired);
+            return;
+        }
+        if let Some(rules) = &self.rules
+            && !may_deliver(rules, d.message.topic.as_str())
+        {
+            // A deny rule covers this topic inside a filter the chain granted.
+            Stats::incr(&self.broker.stats.acl_denied_delivery);
+            tracing::debug!(topic = %d.message.topic, "delivery withheld by an acl deny rule");
             return;
         }
         let packet_id = (d.qos != QoS::AtMostOnce).then(|| self.session.outbound.next_packet_id());

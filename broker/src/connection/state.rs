@@ -80,6 +80,8 @@ pub enum End {
     TakenOver,
     /// The server is shutting down.
     Shutdown,
+    /// The credentials the client connected with (a JWT) expired.
+    CredentialsExpired,
 }
 
 /// Per-connection state.
@@ -108,6 +110,12 @@ pub struct Conn {
     pub(crate) request_problem_information: bool,
     /// The client as plugins see it (attributes granted at connect included).
     pub(crate) client: Arc<ClientInfo>,
+    /// The listener's authentication and authorisation chain.
+    pub(crate) auth_entries: Arc<[crate::config::ChainEntry]>,
+    /// The session's compiled ACL, when the chain has one.
+    pub(crate) rules: Option<Arc<crate::auth::chain::SessionRules>>,
+    /// When the credentials (a JWT) expire; the broker disconnects then.
+    pub(crate) credentials_expire: Option<Instant>,
 }
 
 impl Conn {
@@ -188,7 +196,8 @@ fn disconnect_reason(end: &End) -> DisconnectReason {
     match end {
         End::Disconnected { will: false } => DisconnectReason::Normal,
         End::Disconnected { will: true } => DisconnectReason::WithWill,
-        End::Closed | End::Io(_) => DisconnectReason::ConnectionLost,
+        // The WIT reasons (cauldron:plugin@0.1.0) have no "expired"; the broker closed it.
+        End::Closed | End::Io(_) | End::CredentialsExpired => DisconnectReason::ConnectionLost,
         End::Failed(_) => DisconnectReason::ProtocolError,
         End::KeepAliveTimeout => DisconnectReason::KeepAliveTimeout,
         End::TakenOver => DisconnectReason::TakenOver,

@@ -135,14 +135,33 @@ impl PluginChain {
             .filter(move |(_, p)| p.declares(hook))
     }
 
+    /// The chain position of the plugin named `name`.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.inner.plugins.iter().position(|p| &*p.name == name)
+    }
+
     /// Asks the chain whether `client` may connect: the first allow or deny wins.
     pub async fn on_connect(&self, client: &ClientInfo, creds: &Credentials) -> ConnectOutcome {
+        self.on_connect_where(client, creds, |_, _| true).await
+    }
+
+    /// [`Self::on_connect`] over the plugins for which `include(position, name)` holds
+    /// (the authentication chain interleaves built-ins with plugins).
+    pub async fn on_connect_where(
+        &self,
+        client: &ClientInfo,
+        creds: &Credentials,
+        include: impl Fn(usize, &str) -> bool,
+    ) -> ConnectOutcome {
         if !self.has(Hook::Connect) {
             return ConnectOutcome::NoOpinion;
         }
         let wire_client = convert::client(client);
         let wire_creds = convert::credentials(creds);
-        for (index, plugin) in self.with(Hook::Connect) {
+        let selected = self
+            .with(Hook::Connect)
+            .filter(|(i, p)| include(*i, &p.name));
+        for (index, plugin) in selected {
             let (outcome, published) = plugin.connect(&wire_client, &wire_creds).await;
             self.forward(index, &wire_client, published, 0).await;
             if outcome != ConnectOutcome::NoOpinion {
@@ -160,11 +179,26 @@ impl PluginChain {
         filter: &str,
         requested: QoS,
     ) -> SubscribeOutcome {
+        self.on_subscribe_where(client, filter, requested, |_, _| true)
+            .await
+    }
+
+    /// [`Self::on_subscribe`] over the plugins for which `include(position, name)` holds.
+    pub async fn on_subscribe_where(
+        &self,
+        client: &ClientInfo,
+        filter: &str,
+        requested: QoS,
+        include: impl Fn(usize, &str) -> bool,
+    ) -> SubscribeOutcome {
         if !self.has(Hook::Subscribe) {
             return SubscribeOutcome::NoOpinion;
         }
         let wire_client = convert::client(client);
-        for (index, plugin) in self.with(Hook::Subscribe) {
+        let selected = self
+            .with(Hook::Subscribe)
+            .filter(|(i, p)| include(*i, &p.name));
+        for (index, plugin) in selected {
             let (outcome, published) = plugin.subscribe(&wire_client, filter, requested).await;
             self.forward(index, &wire_client, published, 0).await;
             if outcome != SubscribeOutcome::NoOpinion {

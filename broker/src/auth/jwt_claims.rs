@@ -162,21 +162,7 @@ pub(super) fn permissions(
     Ok(Some(granted))
 }
 
-/// MQTT topic filter syntax: non-empty [MQTT-4.7.3-1], no NUL [MQTT-4.7.3-2], `#` alone in the
-/// last level [MQTT-4.7.1-1], `+` alone in its level [MQTT-4.7.1-2], at most 65535 bytes.
+/// MQTT topic filter syntax, as the broker checks it (`crate::topic`).
 pub(super) fn is_valid_topic_filter(filter: &str) -> bool {
-    if filter.is_empty() || filter.len() > usize::from(u16::MAX) || filter.contains('\0') {
-        return false;
-    }
-    let mut levels = filter.split('/').peekable();
-    while let Some(level) = levels.next() {
-        let is_last = levels.peek().is_none();
-        if level.contains('#') && (level != "#" || !is_last) {
-            return false;
-        }
-        if level.contains('+') && level != "+" {
-            return false;
-        }
-    }
-    true
+    crate::topic::TopicFilter::new(filter.to_owned()).is_ok()
 }

@@ -136,7 +136,7 @@ pub async fn publish(addr: String, plan: PublisherPlan, shared: Arc<Shared>) -> 
     let (start, mut sent, mut outstanding) = (Instant::now(), 0u64, 0usize);
     loop {
         while let Ok(ack) = rx.try_recv() {
-            outstanding -= complete(&mut w, ack).await?;
+            outstanding = outstanding.saturating_sub(complete(&mut w, ack).await?);
         }
         let more = sent < plan.messages && plan.deadline.is_none_or(|d| Instant::now() < d);
         if !more && outstanding == 0 {
@@ -146,7 +146,10 @@ pub async fn publish(addr: String, plan: PublisherPlan, shared: Arc<Shared>) -> 
             if let Some(due) = due_at(start, sent, plan.rate).filter(|d| *d > Instant::now()) {
                 w.flush().await?;
                 tokio::select! {
-                    ack = rx.recv() => outstanding -= complete(&mut w, ack.context("connection closed")?).await?,
+                    ack = rx.recv() => {
+                        let done = complete(&mut w, ack.context("connection closed")?).await?;
+                        outstanding = outstanding.saturating_sub(done);
+                    }
                     () = tokio::time::sleep_until(due.into()) => {}
                 }
                 continue;
@@ -170,7 +173,7 @@ pub async fn publish(addr: String, plan: PublisherPlan, shared: Arc<Shared>) -> 
             .await
             .with_context(|| format!("no acknowledgement within {ACK_TIMEOUT:?}"))?
             .context("connection closed with messages in flight")?;
-        outstanding -= complete(&mut w, ack).await?;
+        outstanding = outstanding.saturating_sub(complete(&mut w, ack).await?);
     }
     w.write_all(&wire::DISCONNECT).await?;
     w.flush().await?;

@@ -11,6 +11,9 @@ mod auth;
 #[cfg(test)]
 mod auth_tests;
 mod error;
+mod listener;
+#[cfg(test)]
+mod listener_tests;
 mod load;
 mod plugins;
 #[cfg(test)]
@@ -28,6 +31,7 @@ pub use auth::{
     Argon2Params, AuthConfig, ChainEntry, DeniedPublish, JwtConfig, PasswordFileConfig,
 };
 pub use error::Error;
+pub use listener::{CertUsername, ListenerProtocol, TlsConfig};
 pub use load::{ENV_PREFIX, figment, from_figment, load};
 pub use plugins::{FailurePolicy, OnError, PluginConfig, PluginHostConfig};
 
@@ -71,7 +75,7 @@ impl Default for Config {
     }
 }
 
-/// One TCP listener.
+/// One listener: a TCP address and what is spoken on it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListenerConfig {
@@ -87,6 +91,16 @@ pub struct ListenerConfig {
     /// This listener's own `auth.allow_anonymous`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_anonymous: Option<bool>,
+    /// `tcp`, `tls`, `ws` or `wss`.
+    pub protocol: ListenerProtocol,
+    /// Whether every connection starts with a PROXY protocol v1 or v2 header, whose
+    /// source address then stands for the client's.
+    pub proxy_protocol: bool,
+    /// The HTTP path of the WebSocket upgrade (`ws` and `wss` only).
+    pub ws_path: String,
+    /// Certificates and client verification; required for `tls` and `wss`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ListenerConfig {
@@ -97,6 +111,10 @@ impl Default for ListenerConfig {
             max_connections: 0,
             auth_chain: None,
             allow_anonymous: None,
+            protocol: ListenerProtocol::Tcp,
+            proxy_protocol: false,
+            ws_path: "/mqtt".to_owned(),
+            tls: None,
         }
     }
 }

@@ -74,6 +74,7 @@ fn embedded_default_file_spells_out_every_key() {
         "auth.password_file",
         "auth.jwt",
         "acl.file",
+        "listeners.0.tls",
     ];
     in_code.retain(|k| !unset.contains(&k.as_str()));
     assert_eq!(in_file, in_code);
@@ -83,6 +84,8 @@ fn embedded_default_file_spells_out_every_key() {
         "# [auth.password_file]",
         "# [auth.jwt]",
         "# file = ",
+        "# [listeners.tls]",
+        "# username_from_cert = ",
     ] {
         assert!(DEFAULT_CONFIG_TOML.contains(commented), "{commented}");
     }

@@ -90,6 +90,7 @@ fn check_listeners(listeners: &[ListenerConfig]) -> Result<(), Violation> {
                 "must not be empty",
             ));
         }
+        super::listener::check_transport(i, listener)?;
         for (j, earlier) in listeners[..i].iter().enumerate() {
             if earlier.name == listener.name {
                 return Err(violation(

@@ -39,6 +39,8 @@ pub struct Broker {
     next_conn_id: AtomicU64,
     system_retained: std::sync::atomic::AtomicUsize,
     plugins: RwLock<PluginChain>,
+    /// The certificates of the TLS and WSS listeners, by listener name (for reloads).
+    tls: RwLock<Vec<(String, Arc<crate::transport::tls::TlsState>)>>,
 }
 
 impl Broker {
@@ -60,7 +62,18 @@ impl Broker {
             next_conn_id: AtomicU64::new(1),
             system_retained: std::sync::atomic::AtomicUsize::new(0),
             plugins: RwLock::new(PluginChain::empty()),
+            tls: RwLock::new(Vec::new()),
         }
+    }
+
+    /// The TLS listeners' certificate states, by listener name.
+    pub fn tls_states(&self) -> Vec<(String, Arc<crate::transport::tls::TlsState>)> {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Registers the TLS listeners' certificate states (done by `Server::bind`).
+    pub fn set_tls(&self, states: Vec<(String, Arc<crate::transport::tls::TlsState>)>) {
+        *self.tls.write().unwrap_or_else(|e| e.into_inner()) = states;
     }
 
     /// The current plugin chain (cheap to clone; hot reload swaps it).

@@ -2,6 +2,7 @@
 //!
 //! Layout (dependencies point down the list; see `ARCHITECTURE.md`):
 //! - [`server`]: listeners, accept loop, limits, graceful shutdown
+//! - [`transport`]: PROXY protocol, TLS and WebSocket between the socket and MQTT
 //! - [`connection`]: one task per socket, the only layer doing I/O
 //! - [`broker`]: shared state and cross-cutting operations (publish, sweeps)
 //! - [`registry`]: live and offline sessions, takeover
@@ -28,4 +29,5 @@ pub mod session;
 pub mod stats;
 pub mod sys;
 pub mod topic;
+pub mod transport;
 pub mod types;

@@ -141,9 +141,14 @@ async fn reload_on_sighup(broker: std::sync::Arc<cauldron::broker::Broker>, path
             return;
         };
         while hup.recv().await.is_some() {
-            info!("SIGHUP received, reloading the password file, jwt keys, acl rules and plugins");
+            info!(
+                "SIGHUP received, reloading the password file, jwt keys, acl rules, certificates and plugins"
+            );
             for e in cauldron::server::reload_auth(&broker).await {
                 error!(error = %e, "authentication reload failed; keeping the previous state of that part");
+            }
+            for (listener, e) in cauldron::server::reload_tls(&broker).await {
+                error!(listener, error = %e, "certificate reload failed; keeping the previous certificates");
             }
             let config = match cauldron::config::load(path.as_deref()) {
                 Ok(config) => config,

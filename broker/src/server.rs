@@ -1,6 +1,8 @@
 //! Listeners, the accept loop with connection limits, the background tasks (expiry
 //! sweep, `$SYS`), and graceful shutdown: stop accepting, tell every connection to close
-//! (MQTT 5 clients get DISCONNECT 0x8B), wait for them to flush.
+//! (MQTT 5 clients get DISCONNECT 0x8B), wait for them to flush. What runs between the
+//! socket and MQTT (PROXY header, TLS, WebSocket) is `transport`'s job, done inside the
+//! connection task.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use crate::broker::{Broker, BrokerPublisher};
 use crate::config::Config;
 use crate::plugin::PluginChain;
 use crate::stats::Stats;
+use crate::transport::{Peer, Transport};
 
 /// How often offline sessions, delayed wills and retained messages are checked for expiry.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
@@ -33,6 +36,14 @@ pub enum Error {
     /// A built-in authenticator or the ACL could not be loaded.
     #[error("cannot load the authentication chain: {0}")]
     Auth(#[from] crate::auth::Error),
+    /// A listener's certificates could not be loaded.
+    #[error("listener `{name}`: {source}")]
+    Tls {
+        /// Listener name.
+        name: String,
+        /// Cause, naming the file.
+        source: crate::transport::tls::Error,
+    },
     /// A listener could not bind.
     #[error("cannot listen on {addr} (listener `{name}`): {source}")]
     Bind {
@@ -49,6 +60,7 @@ struct Listener {
     name: String,
     socket: TcpListener,
     limit: Option<Arc<Semaphore>>,
+    transport: Arc<Transport>,
 }
 
 /// A bound, not yet running server.
@@ -62,6 +74,13 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Server, Error> {
         let mut listeners = Vec::new();
         for l in &config.listeners {
+            let transport =
+                Transport::from_config(l, config.limits.max_packet_bytes).map_err(|source| {
+                    Error::Tls {
+                        name: l.name.clone(),
+                        source,
+                    }
+                })?;
             let socket = TcpListener::bind(l.bind)
                 .await
                 .map_err(|source| Error::Bind {
@@ -75,10 +94,17 @@ impl Server {
                 name: l.name.clone(),
                 socket,
                 limit,
+                transport: Arc::new(transport),
             });
         }
         let auth = crate::auth::Auth::load(&config)?;
         let broker = Arc::new(Broker::with_auth(config, auth));
+        broker.set_tls(
+            listeners
+                .iter()
+                .filter_map(|l| Some((l.name.clone(), Arc::clone(l.transport.tls()?))))
+                .collect(),
+        );
         let chain = load_plugins(&broker, &broker.config.plugins).await?;
         broker.set_plugins(chain);
         Ok(Server { broker, listeners })
@@ -175,10 +201,43 @@ async fn accept_loop(
         let name: Arc<str> = Arc::from(listener.name.as_str());
         let broker = Arc::clone(&broker);
         let shutdown = shutdown.clone();
+        let transport = Arc::clone(&listener.transport);
         tracker.spawn(async move {
-            crate::connection::serve(stream, peer, name, broker, shutdown).await;
+            serve(stream, peer, &transport, name, broker, shutdown).await;
             drop((global_permit, local_permit));
         });
+    }
+}
+
+/// Sets up the listener's transport (bounded by the connect timeout), then serves MQTT.
+async fn serve(
+    stream: TcpStream,
+    addr: SocketAddr,
+    transport: &Transport,
+    listener: Arc<str>,
+    broker: Arc<Broker>,
+    shutdown: CancellationToken,
+) {
+    if transport.is_plain() {
+        let peer = Peer { addr, tls: None };
+        crate::connection::serve(stream, peer, listener, broker, shutdown).await;
+        return;
+    }
+    let wait = Duration::from_secs(broker.config.limits.connect_timeout_secs);
+    let established = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        res = tokio::time::timeout(wait, transport.establish(stream, addr)) => res,
+    };
+    match established {
+        Ok(Ok((stream, peer))) => {
+            crate::connection::serve(stream, peer, listener, broker, shutdown).await;
+        }
+        Ok(Err(e)) => {
+            warn!(listener = %listener, peer = %addr, error = %e, "connection setup failed")
+        }
+        Err(_) => {
+            warn!(listener = %listener, peer = %addr, "connection setup timed out after {wait:?}")
+        }
     }
 }
 
@@ -222,6 +281,20 @@ pub async fn reload_auth(broker: &Arc<Broker>) -> Vec<crate::auth::Error> {
     tokio::task::spawn_blocking(move || b.auth.reload())
         .await
         .unwrap_or_default()
+}
+
+/// Reloads the certificates of every TLS and WSS listener (SIGHUP). A listener whose
+/// files fail to load keeps its previous certificates; its name and error are returned.
+pub async fn reload_tls(broker: &Arc<Broker>) -> Vec<(String, crate::transport::tls::Error)> {
+    let states = broker.tls_states();
+    tokio::task::spawn_blocking(move || {
+        states
+            .into_iter()
+            .filter_map(|(name, state)| state.reload().err().map(|e| (name, e)))
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// Loads the plugin chain `configs` with host publishing wired to `broker`.

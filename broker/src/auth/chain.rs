@@ -100,6 +100,20 @@ impl Chain<'_> {
         creds: &Credentials,
         allow_anonymous: bool,
     ) -> Result<Grant, Refusal> {
+        self.authenticate_with_cert(client, creds, allow_anonymous, false)
+            .await
+    }
+
+    /// Runs the connect chain for `client`. `by_cert`: the username comes from a
+    /// verified client certificate (`username_from_cert`), which authenticates the
+    /// client when no entry decides.
+    pub async fn authenticate_with_cert(
+        &self,
+        client: &ClientInfo,
+        creds: &Credentials,
+        allow_anonymous: bool,
+        by_cert: bool,
+    ) -> Result<Grant, Refusal> {
         let mut checked = false;
         let mut unknown_user = false;
         for entry in self.entries {
@@ -172,6 +186,9 @@ impl Chain<'_> {
             if let Some(decision) = decided {
                 return decision;
             }
+        }
+        if by_cert {
+            return Ok(grant(client, "certificate"));
         }
         let refusal = if creds.password.is_some() && checked {
             Some(Refusal::new(

@@ -2,7 +2,6 @@
 //! session, negotiates limits and answers with CONNACK.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +25,7 @@ use crate::registry::{Claim, StoredSession};
 use crate::session::Session;
 use crate::stats::Stats;
 use crate::topic::TopicName;
+use crate::transport::Peer;
 use crate::types::{ClientId, QoS, ReasonCode};
 
 /// How long a new connection waits for the previous owner of its session to hand it over.
@@ -36,7 +36,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
     io: &mut Io<S>,
     broker: &Arc<Broker>,
     shutdown: &CancellationToken,
-    peer: SocketAddr,
+    peer: &Peer,
     listener: &str,
 ) -> Result<Option<Conn>, Error> {
     let wait = Duration::from_secs(broker.config.limits.connect_timeout_secs);
@@ -47,9 +47,14 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         },
         _ = shutdown.cancelled() => return Ok(None),
     };
-    let Some(connect) = connect else {
+    let Some(mut connect) = connect else {
         return Ok(None);
     };
+    // A verified certificate's name replaces the CONNECT username.
+    let cert_user = peer.tls.as_ref().and_then(|t| t.username.clone());
+    if let Some(user) = &cert_user {
+        connect.username = Some(user.as_str().into());
+    }
     let v = connect.protocol;
     if let Err(reason) = validate(broker, &connect) {
         debug!(reason = %reason, "connect refused");
@@ -75,7 +80,8 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
     };
     let mut client = client_info(&connect, &client_id, peer, listener);
     let entries: Arc<[ChainEntry]> = broker.config.auth_chain(listener).into();
-    let grant = match authenticate(broker, &entries, &client, &connect).await {
+    let by_cert = cert_user.is_some();
+    let grant = match authenticate(broker, &entries, &client, &connect, by_cert).await {
         Ok(grant) => grant,
         Err(refusal) => {
             refuse_with(io, &connect, refusal.code, &refusal.reason);
@@ -359,14 +365,14 @@ fn connack_properties(
     }
 }
 
-fn client_info(c: &Connect, client_id: &ClientId, peer: SocketAddr, listener: &str) -> ClientInfo {
+fn client_info(c: &Connect, client_id: &ClientId, peer: &Peer, listener: &str) -> ClientInfo {
     ClientInfo {
         client_id: client_id.clone(),
         username: c.username.as_ref().map(|u| u.to_string()),
         protocol: c.protocol,
-        remote_addr: peer,
+        remote_addr: peer.addr,
         listener: listener.to_owned(),
-        tls_peer: None,
+        tls_peer: peer.tls.as_ref().map(|t| t.subject.clone()),
         keep_alive: c.keep_alive,
         clean_start: c.clean_start,
         will: c.will.as_ref().and_then(|w| {
@@ -387,6 +393,7 @@ async fn authenticate(
     entries: &[ChainEntry],
     client: &ClientInfo,
     c: &Connect,
+    by_cert: bool,
 ) -> Result<Grant, Refusal> {
     let credentials = Credentials {
         username: c.username.as_ref().map(|u| u.to_string()),
@@ -400,7 +407,7 @@ async fn authenticate(
     };
     let allow_anonymous = broker.config.allow_anonymous(&client.listener);
     match chain
-        .authenticate(client, &credentials, allow_anonymous)
+        .authenticate_with_cert(client, &credentials, allow_anonymous, by_cert)
         .await
     {
         Ok(grant) => {

@@ -10,7 +10,6 @@ mod inbound;
 mod outbound;
 mod state;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +23,7 @@ use tracing::{Instrument, debug, field, info_span};
 use crate::broker::Broker;
 use crate::codec::{self, Codec, Disconnect, DisconnectProperties, Packet};
 use crate::stats::Stats;
+use crate::transport::Peer;
 use crate::types::ReasonCode;
 pub use state::Error;
 use state::{Conn, End};
@@ -40,6 +40,9 @@ pub(crate) struct Io<S> {
     rbuf: BytesMut,
     wbuf: BytesMut,
     codec: Codec,
+    /// Bytes were written since the last flush. TLS and WebSocket streams may hold
+    /// written data until flushed; plain TCP flushes at no cost.
+    unflushed: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite> Io<S> {
@@ -60,22 +63,39 @@ impl<S: AsyncRead + AsyncWrite> Io<S> {
             self.writer.write_buf(&mut self.wbuf).await?;
         }
         self.writer.flush().await?;
+        self.unflushed = false;
         Stats::add(&broker.stats.bytes_sent, n as u64);
         Ok(())
     }
 }
 
+/// Writes some of `wbuf`, or flushes once it is empty. Returns bytes written.
+async fn write_some<W: AsyncWrite>(
+    writer: &mut WriteHalf<W>,
+    wbuf: &mut BytesMut,
+    unflushed: &mut bool,
+) -> std::io::Result<usize> {
+    if wbuf.is_empty() {
+        writer.flush().await?;
+        *unflushed = false;
+        return Ok(0);
+    }
+    let n = writer.write_buf(wbuf).await?;
+    *unflushed = true;
+    Ok(n)
+}
+
 /// Serves one client until it disconnects, fails, is taken over or the server stops.
 pub async fn serve<S>(
     stream: S,
-    peer: SocketAddr,
+    peer: Peer,
     listener: Arc<str>,
     broker: Arc<Broker>,
     shutdown: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let span = info_span!("conn", peer = %peer, client_id = field::Empty);
+    let span = info_span!("conn", peer = %peer.addr, client_id = field::Empty);
     async move {
         let (reader, writer) = tokio::io::split(stream);
         let mut io = Io {
@@ -84,8 +104,9 @@ pub async fn serve<S>(
             rbuf: BytesMut::with_capacity(4096),
             wbuf: BytesMut::with_capacity(4096),
             codec: Codec::new(broker.config.limits.max_packet_bytes),
+            unflushed: false,
         };
-        let conn = match connect::handshake(&mut io, &broker, &shutdown, peer, &listener).await {
+        let conn = match connect::handshake(&mut io, &broker, &shutdown, &peer, &listener).await {
             Ok(Some(conn)) => conn,
             Ok(None) => {
                 let _ = timeout(FLUSH_TIMEOUT, io.flush(&broker)).await;
@@ -194,7 +215,7 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
                 return End::Shutdown;
             }
             _ = kick.cancelled() => return End::TakenOver,
-            res = io.writer.write_buf(&mut io.wbuf), if !io.wbuf.is_empty() => {
+            res = write_some(&mut io.writer, &mut io.wbuf, &mut io.unflushed), if !io.wbuf.is_empty() || io.unflushed => {
                 match res {
                     Ok(n) => Stats::add(&conn.broker.stats.bytes_sent, n as u64),
                     Err(e) => return End::Io(e),

@@ -18,5 +18,6 @@ mod shared;
 mod shutdown;
 mod sys;
 mod topics;
+mod transport;
 mod v5_features;
 mod will;

@@ -16,8 +16,10 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running broker for one test. Dropping it cancels the server.
 pub struct TestBroker {
-    /// The address of the (only) listener.
+    /// The address of the first listener.
     pub addr: SocketAddr,
+    /// The addresses of all listeners, in configured order.
+    pub addrs: Vec<SocketAddr>,
     broker: Arc<Broker>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), cauldron::server::Error>>>,
@@ -34,18 +36,29 @@ impl TestBroker {
             bind,
             ..first
         }];
+        TestBroker::start_listeners(config).await
+    }
+
+    /// Validates `config` and runs it with its listeners as configured, except that
+    /// every bind address becomes 127.0.0.1:0.
+    pub async fn start_listeners(mut config: Config) -> TestBroker {
+        for l in &mut config.listeners {
+            l.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        }
         if let Err(e) = config.validate() {
             panic!("test configuration rejected by the broker: {e}");
         }
         let server = Server::bind(config)
             .await
             .unwrap_or_else(|e| panic!("Server::bind: {e}"));
-        let addr = server.local_addrs()[0];
+        let addrs = server.local_addrs();
+        let addr = addrs[0];
         let broker = server.broker();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server.run(shutdown.clone()));
         TestBroker {
             addr,
+            addrs,
             broker,
             shutdown,
             task: Some(task),

@@ -7,6 +7,7 @@ pub mod broker;
 pub mod clients;
 pub mod packets;
 pub mod raw;
+pub mod tls;
 
 pub use broker::TestBroker;
 pub use cauldron::config::Config;

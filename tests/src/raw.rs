@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
@@ -31,9 +31,13 @@ pub enum Next {
     Timeout,
 }
 
+/// Any byte stream a [`RawClient`] can drive: TCP, TLS, WebSocket.
+pub trait RawStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> RawStream for T {}
+
 /// A raw MQTT client.
 pub struct RawClient {
-    stream: TcpStream,
+    stream: Box<dyn RawStream>,
     buf: BytesMut,
     pending: VecDeque<(u8, Vec<u8>)>,
     /// Parse packets from the broker with the MQTT 5 layout.
@@ -68,8 +72,13 @@ impl RawClient {
 
     fn from_stream(stream: TcpStream) -> RawClient {
         stream.set_nodelay(true).ok();
+        RawClient::from_io(stream)
+    }
+
+    /// A client over an already established stream (e.g. TLS or WebSocket).
+    pub fn from_io(stream: impl RawStream + 'static) -> RawClient {
         RawClient {
-            stream,
+            stream: Box::new(stream),
             buf: BytesMut::with_capacity(4096),
             pending: VecDeque::new(),
             v5: false,

@@ -1,6 +1,7 @@
 //! The `cauldron` binary itself, as the README runs it: paho-mqtt completes QoS 0/1/2,
 //! retained, will and persistent-session scenarios in MQTT 3.1.1 and 5.0 against it,
-//! SIGTERM stops it cleanly, and a bad config file is refused with the key named.
+//! SIGTERM stops it cleanly, a bad config file is refused with the key named, and a
+//! TLS listener reloads its certificate on SIGHUP (mosquitto_pub over TLS).
 //!
 //! Needs python3 with paho-mqtt 2.x (`.ci/run` installs it); fails, never skips, when
 //! it is missing.
@@ -273,6 +274,82 @@ fn passwd_round_trip_with_the_broker_and_mosquitto_clients() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(mosquitto_pub(broker.port, "alice", "s3cret-Alice"));
+    let status = broker.sigterm_and_wait();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+/// A CA and a `localhost` server certificate it signed, as PEM (CA, cert, key).
+fn pki(cn: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{cn} CA"));
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).expect("CA").pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("server key");
+    let mut server = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    server.distinguished_name.push(DnType::CommonName, cn);
+    let cert = server.signed_by(&key, &issuer).expect("server certificate");
+    (ca_pem, cert.pem(), key.serialize_pem())
+}
+
+/// mosquitto_pub over TLS trusting `cafile`; true when it published.
+fn mosquitto_pub_tls(port: u16, cafile: &std::path::Path) -> bool {
+    Command::new("mosquitto_pub")
+        .args(["-h", "localhost", "-p", &port.to_string(), "-V", "mqttv311"])
+        .arg("--cafile")
+        .arg(cafile)
+        .args(["-t", "t", "-m", "m", "-q", "1"])
+        .output()
+        .expect("mosquitto_pub is required: run .ci/run")
+        .status
+        .success()
+}
+
+#[test]
+fn tls_listener_serves_mosquitto_clients_and_sighup_reloads_the_certificate() {
+    // Issue 5: certificates from files, reloaded on SIGHUP without a restart.
+    let dir = std::env::temp_dir().join(format!("cauldron-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (ca1, cert1, key1) = pki("first");
+    let (ca2, cert2, key2) = pki("second");
+    let (ca1_file, ca2_file) = (dir.join("ca1.crt"), dir.join("ca2.crt"));
+    std::fs::write(&ca1_file, ca1).expect("write");
+    std::fs::write(&ca2_file, ca2).expect("write");
+    let (cert_file, key_file) = (dir.join("server.crt"), dir.join("server.key"));
+    std::fs::write(&cert_file, cert1).expect("write");
+    std::fs::write(&key_file, key1).expect("write");
+    let broker = Broker::start_with(
+        "tls",
+        &format!(
+            "protocol = \"tls\"\n[listeners.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            cert_file.display(),
+            key_file.display()
+        ),
+    );
+    assert!(mosquitto_pub_tls(broker.port, &ca1_file));
+    assert!(
+        !mosquitto_pub_tls(broker.port, &ca2_file),
+        "not yet trusted"
+    );
+
+    std::fs::write(&cert_file, cert2).expect("write");
+    std::fs::write(&key_file, key2).expect("write");
+    broker.signal("-HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !mosquitto_pub_tls(broker.port, &ca2_file) {
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate is not served after SIGHUP"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !mosquitto_pub_tls(broker.port, &ca1_file),
+        "the old one is gone"
+    );
     let status = broker.sigterm_and_wait();
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }

@@ -130,7 +130,8 @@ async fn signals(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-/// SIGHUP re-reads the configuration file and swaps in a new plugin chain; when the new
+/// SIGHUP reloads the authentication files and the TLS certificates, re-reads the
+/// configuration file and swaps in a new plugin chain; when the new
 /// set fails to load, the running one stays and the reason is logged.
 async fn reload_on_sighup(broker: std::sync::Arc<cauldron::broker::Broker>, path: Option<PathBuf>) {
     #[cfg(unix)]

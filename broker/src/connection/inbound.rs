@@ -107,7 +107,7 @@ impl Conn {
         io: &mut Io<S>,
         p: Publish,
     ) -> Handled {
-        Stats::incr(&self.broker.stats.messages_received);
+        self.broker.stats.publish_received(p.qos, p.payload.len());
         let cfg = Arc::clone(&self.broker.config);
         if p.qos.as_u8() > cfg.mqtt.maximum_qos {
             return Err(Error::protocol(

@@ -12,6 +12,9 @@ mod auth;
 mod auth_tests;
 mod error;
 mod load;
+mod metrics;
+#[cfg(test)]
+mod metrics_tests;
 mod plugins;
 #[cfg(test)]
 mod plugins_tests;
@@ -29,6 +32,7 @@ pub use auth::{
 };
 pub use error::Error;
 pub use load::{ENV_PREFIX, figment, from_figment, load};
+pub use metrics::MetricsConfig;
 pub use plugins::{FailurePolicy, OnError, PluginConfig, PluginHostConfig};
 
 /// The documented default configuration file, printed by `cauldron --print-default-config`.
@@ -54,6 +58,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Per-topic access rules; none by default (no ACL in the chain).
     pub acl: AclConfig,
+    /// The HTTP endpoint for Prometheus metrics and health probes; off by default.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -67,6 +73,7 @@ impl Default for Config {
             plugins: Vec::new(),
             auth: AuthConfig::default(),
             acl: AclConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

@@ -55,6 +55,7 @@ struct Listener {
 pub struct Server {
     broker: Arc<Broker>,
     listeners: Vec<Listener>,
+    metrics: Option<crate::metrics::Endpoint>,
 }
 
 impl Server {
@@ -77,11 +78,22 @@ impl Server {
                 limit,
             });
         }
+        let metrics = crate::metrics::Endpoint::bind(&config.metrics)
+            .await
+            .map_err(|source| Error::Bind {
+                name: "metrics".to_owned(),
+                addr: config.metrics.bind,
+                source,
+            })?;
         let auth = crate::auth::Auth::load(&config)?;
         let broker = Arc::new(Broker::with_auth(config, auth));
         let chain = load_plugins(&broker, &broker.config.plugins).await?;
         broker.set_plugins(chain);
-        Ok(Server { broker, listeners })
+        Ok(Server {
+            broker,
+            listeners,
+            metrics,
+        })
     }
 
     /// The bound addresses, in listener order.
@@ -90,6 +102,11 @@ impl Server {
             .iter()
             .filter_map(|l| l.socket.local_addr().ok())
             .collect()
+    }
+
+    /// The metrics endpoint's bound address, when `[metrics]` is enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|m| m.local_addr())
     }
 
     /// The shared broker state (for tests and embedding).
@@ -123,6 +140,9 @@ impl Server {
                 shutdown.clone(),
             ));
         }
+        let metrics = self
+            .metrics
+            .map(|m| m.spawn(Arc::clone(&self.broker), shutdown.clone()));
         shutdown.cancelled().await;
         info!("shutting down");
         tracker.close();
@@ -131,6 +151,10 @@ impl Server {
             .is_err()
         {
             warn!("connections did not close within {SHUTDOWN_GRACE:?}");
+        }
+        // Served through the drain, so `/ready` reports 503 until the end.
+        if let Some(m) = metrics {
+            m.stop().await;
         }
         Ok(())
     }

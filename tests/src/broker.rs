@@ -18,6 +18,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct TestBroker {
     /// The address of the (only) listener.
     pub addr: SocketAddr,
+    /// The metrics endpoint's address, when the config enables `[metrics]`
+    /// (bind it to 127.0.0.1:0).
+    pub metrics: Option<SocketAddr>,
     broker: Arc<Broker>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), cauldron::server::Error>>>,
@@ -41,11 +44,13 @@ impl TestBroker {
             .await
             .unwrap_or_else(|e| panic!("Server::bind: {e}"));
         let addr = server.local_addrs()[0];
+        let metrics = server.metrics_addr();
         let broker = server.broker();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server.run(shutdown.clone()));
         TestBroker {
             addr,
+            metrics,
             broker,
             shutdown,
             task: Some(task),

@@ -149,7 +149,7 @@ fn check_plugin_metrics(m: &Exposition) {
             let bound = if le.1 == "+Inf" {
                 f64::INFINITY
             } else {
-                le.1.parse().unwrap()
+                le.1.parse().expect("numeric le")
             };
             (bound, v)
         })

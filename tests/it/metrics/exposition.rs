@@ -20,7 +20,10 @@ pub struct HttpResponse {
 pub async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
     let mut stream = TcpStream::connect(addr).await.expect("connect to metrics");
     let request = format!("GET {path} HTTP/1.1\r\nHost: cauldron\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send the request");
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
         .await
@@ -29,7 +32,7 @@ pub async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
     let text = String::from_utf8(raw).expect("UTF-8 response");
     let (head, body) = text.split_once("\r\n\r\n").expect("header/body separator");
     let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap();
+    let status_line = lines.next().expect("status line");
     let status = status_line
         .split(' ')
         .nth(1)
@@ -40,7 +43,11 @@ pub async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect::<HashMap<_, _>>();
     if let Some(len) = headers.get("content-length") {
-        assert_eq!(len.parse::<usize>().unwrap(), body.len(), "Content-Length");
+        assert_eq!(
+            len.parse::<usize>().expect("numeric Content-Length"),
+            body.len(),
+            "Content-Length"
+        );
     }
     HttpResponse {
         status,
@@ -64,7 +71,7 @@ impl Exposition {
         let mut helped = Vec::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# HELP ") {
-                let name = rest.split(' ').next().unwrap();
+                let name = rest.split(' ').next().expect("# HELP name");
                 helped.push(name.to_owned());
             } else if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");

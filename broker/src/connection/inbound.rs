@@ -501,7 +501,7 @@ impl Conn {
             return Ok(message);
         }
         let topic = message.topic.clone();
-        match chain.on_publish(&self.client, message).await {
+        match chain.on_publish_with(&self.hook_client, message).await {
             PublishOutcome::Continue(message) => Ok(message),
             PublishOutcome::Drop {
                 reason_code,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cauldron::message::{Message, MessageProperties};
-use cauldron::plugin::{ClientInfo, NoPublisher, PluginChain, PluginConfig};
+use cauldron::plugin::{ClientInfo, HookClient, NoPublisher, PluginChain, PluginConfig};
 use cauldron::topic::TopicName;
 use cauldron::types::{ClientId, ProtocolVersion, QoS};
 use criterion::{Criterion, criterion_main};
@@ -132,6 +132,14 @@ fn hooks(c: &mut Criterion) {
     group.bench_function("on_publish/passthrough/64B", |b| {
         b.iter_custom(|n| timed(&runtime, n, || passthrough.on_publish(&who, small.clone())))
     });
+    let prepared = HookClient::new(&who);
+    group.bench_function("on_publish/passthrough/64B/client_prepared", |b| {
+        b.iter_custom(|n| {
+            timed(&runtime, n, || {
+                passthrough.on_publish_with(&prepared, small.clone())
+            })
+        })
+    });
     group.bench_function("on_publish/passthrough/16KiB", |b| {
         b.iter_custom(|n| timed(&runtime, n, || passthrough.on_publish(&who, large.clone())))
     });
@@ -147,6 +155,11 @@ fn hooks(c: &mut Criterion) {
     percentiles(&runtime, "on_publish passthrough 64B", || {
         passthrough.on_publish(&who, small.clone())
     });
+    percentiles(
+        &runtime,
+        "on_publish passthrough 64B, client prepared",
+        || passthrough.on_publish_with(&prepared, small.clone()),
+    );
     percentiles(&runtime, "on_subscribe no-opinion", || {
         trivial.on_subscribe(&who, "sensors/+/temperature", QoS::AtLeastOnce)
     });

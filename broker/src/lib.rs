@@ -6,7 +6,8 @@
 //! - [`connection`]: one task per socket, the only layer doing I/O
 //! - [`broker`]: shared state and cross-cutting operations (publish, sweeps)
 //! - [`registry`]: live and offline sessions, takeover
-//! - [`sys`], [`stats`]: `$SYS` topics and counters
+//! - [`sys`], [`stats`]: `$SYS` topics and counters; [`metrics`]: Prometheus and health
+//!   probes over HTTP
 //! - [`session`]: per-session protocol state (no I/O)
 //! - [`router`]: subscription index and fan-out; [`retain`]: retained messages
 //! - [`codec`]: bytes ↔ packets; [`message`], [`topic`], [`types`]: domain types
@@ -19,6 +20,7 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod message;
+pub mod metrics;
 pub mod passwd_cli;
 pub mod plugin;
 pub mod registry;

@@ -67,6 +67,7 @@ struct Listener {
 pub struct Server {
     broker: Arc<Broker>,
     listeners: Vec<Listener>,
+    metrics: Option<crate::metrics::Endpoint>,
 }
 
 impl Server {
@@ -97,6 +98,13 @@ impl Server {
                 transport: Arc::new(transport),
             });
         }
+        let metrics = crate::metrics::Endpoint::bind(&config.metrics)
+            .await
+            .map_err(|source| Error::Bind {
+                name: "metrics".to_owned(),
+                addr: config.metrics.bind,
+                source,
+            })?;
         let auth = crate::auth::Auth::load(&config)?;
         let broker = Arc::new(Broker::with_auth(config, auth));
         broker.set_tls(
@@ -107,7 +115,11 @@ impl Server {
         );
         let chain = load_plugins(&broker, &broker.config.plugins).await?;
         broker.set_plugins(chain);
-        Ok(Server { broker, listeners })
+        Ok(Server {
+            broker,
+            listeners,
+            metrics,
+        })
     }
 
     /// The bound addresses, in listener order.
@@ -116,6 +128,11 @@ impl Server {
             .iter()
             .filter_map(|l| l.socket.local_addr().ok())
             .collect()
+    }
+
+    /// The metrics endpoint's bound address, when `[metrics]` is enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|m| m.local_addr())
     }
 
     /// The shared broker state (for tests and embedding).
@@ -149,6 +166,9 @@ impl Server {
                 shutdown.clone(),
             ));
         }
+        let metrics = self
+            .metrics
+            .map(|m| m.spawn(Arc::clone(&self.broker), shutdown.clone()));
         shutdown.cancelled().await;
         info!("shutting down");
         tracker.close();
@@ -157,6 +177,10 @@ impl Server {
             .is_err()
         {
             warn!("connections did not close within {SHUTDOWN_GRACE:?}");
+        }
+        // Served through the drain, so `/ready` reports 503 until the end.
+        if let Some(m) = metrics {
+            m.stop().await;
         }
         Ok(())
     }

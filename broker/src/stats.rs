@@ -1,7 +1,30 @@
 //! Broker-wide counters, updated with relaxed atomics on the hot path and read by the
-//! `$SYS` publisher (and later a metrics endpoint). Knows nothing else.
+//! `$SYS` publisher and the metrics endpoint. Knows nothing else.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::types::QoS;
+
+/// One counter per QoS level, indexed by the wire value.
+#[derive(Debug, Default)]
+pub struct PerQos([AtomicU64; 3]);
+
+impl PerQos {
+    /// Adds `n` to the counter of `qos`.
+    pub fn add(&self, qos: QoS, n: u64) {
+        self.0[usize::from(qos.as_u8())].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The counter of `qos`.
+    pub fn get(&self, qos: QoS) -> u64 {
+        self.0[usize::from(qos.as_u8())].load(Ordering::Relaxed)
+    }
+
+    /// The sum over all QoS levels.
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
 
 /// Counters since start.
 #[derive(Debug, Default)]
@@ -12,10 +35,14 @@ pub struct Stats {
     pub connections_total: AtomicU64,
     /// Connections refused because a connection limit was reached.
     pub connections_refused: AtomicU64,
-    /// PUBLISH packets received from clients.
-    pub messages_received: AtomicU64,
-    /// PUBLISH packets sent to clients.
-    pub messages_sent: AtomicU64,
+    /// PUBLISH packets received from clients, by their QoS.
+    pub messages_received: PerQos,
+    /// PUBLISH packets sent to clients (retransmissions included), by the delivery QoS.
+    pub messages_sent: PerQos,
+    /// Payload bytes of the PUBLISH packets received, by QoS.
+    pub payload_bytes_received: PerQos,
+    /// Payload bytes of the PUBLISH packets sent, by QoS.
+    pub payload_bytes_sent: PerQos,
     /// Bytes read from sockets.
     pub bytes_received: AtomicU64,
     /// Bytes written to sockets.
@@ -45,6 +72,18 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Counts one PUBLISH received from a client.
+    pub fn publish_received(&self, qos: QoS, payload_bytes: usize) {
+        self.messages_received.add(qos, 1);
+        self.payload_bytes_received.add(qos, payload_bytes as u64);
+    }
+
+    /// Counts one PUBLISH written for a client.
+    pub fn publish_sent(&self, qos: QoS, payload_bytes: usize) {
+        self.messages_sent.add(qos, 1);
+        self.payload_bytes_sent.add(qos, payload_bytes as u64);
+    }
+
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);

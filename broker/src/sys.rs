@@ -105,11 +105,11 @@ fn broker_snapshot(broker: &Broker) -> Vec<(&'static str, String)> {
         ),
         (
             "$SYS/broker/messages/received",
-            Stats::get(&s.messages_received).to_string(),
+            s.messages_received.total().to_string(),
         ),
         (
             "$SYS/broker/messages/sent",
-            Stats::get(&s.messages_sent).to_string(),
+            s.messages_sent.total().to_string(),
         ),
         ("$SYS/broker/messages/dropped", dropped(s).to_string()),
         (

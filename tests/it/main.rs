@@ -10,6 +10,7 @@ mod delivery;
 mod flow_control;
 mod interop;
 mod keep_alive;
+mod metrics;
 mod plugins;
 mod publish_qos;
 mod retain;

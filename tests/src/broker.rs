@@ -20,6 +20,9 @@ pub struct TestBroker {
     pub addr: SocketAddr,
     /// The addresses of all listeners, in configured order.
     pub addrs: Vec<SocketAddr>,
+    /// The metrics endpoint's address, when the config enables `[metrics]`
+    /// (bind it to 127.0.0.1:0).
+    pub metrics: Option<SocketAddr>,
     broker: Arc<Broker>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), cauldron::server::Error>>>,
@@ -53,12 +56,14 @@ impl TestBroker {
             .unwrap_or_else(|e| panic!("Server::bind: {e}"));
         let addrs = server.local_addrs();
         let addr = addrs[0];
+        let metrics = server.metrics_addr();
         let broker = server.broker();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server.run(shutdown.clone()));
         TestBroker {
             addr,
             addrs,
+            metrics,
             broker,
             shutdown,
             task: Some(task),

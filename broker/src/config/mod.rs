@@ -15,6 +15,9 @@ mod listener;
 #[cfg(test)]
 mod listener_tests;
 mod load;
+mod metrics;
+#[cfg(test)]
+mod metrics_tests;
 mod plugins;
 #[cfg(test)]
 mod plugins_tests;
@@ -33,6 +36,7 @@ pub use auth::{
 pub use error::Error;
 pub use listener::{CertUsername, ListenerProtocol, TlsConfig};
 pub use load::{ENV_PREFIX, figment, from_figment, load};
+pub use metrics::MetricsConfig;
 pub use plugins::{FailurePolicy, OnError, PluginConfig, PluginHostConfig};
 
 /// The documented default configuration file, printed by `cauldron --print-default-config`.
@@ -58,6 +62,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Per-topic access rules; none by default (no ACL in the chain).
     pub acl: AclConfig,
+    /// The HTTP endpoint for Prometheus metrics and health probes; off by default.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -71,6 +77,7 @@ impl Default for Config {
             plugins: Vec::new(),
             auth: AuthConfig::default(),
             acl: AclConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

@@ -75,6 +75,7 @@ impl Config {
         check_mqtt(&self.mqtt)?;
         at_least("sys.interval_secs", self.sys.interval_secs, 1)?;
         super::plugins::check_plugins(&self.plugins)?;
+        super::metrics::check_metrics(self)?;
         super::auth::check_auth(self)
     }
 }
@@ -119,7 +120,7 @@ fn check_listeners(listeners: &[ListenerConfig]) -> Result<(), Violation> {
 /// them is the unspecified address of the same family (`0.0.0.0:1883` covers
 /// `127.0.0.1:1883`, so the second bind would fail at start-up). Port 0 never conflicts:
 /// the OS picks a distinct port for each.
-fn binds_conflict(a: SocketAddr, b: SocketAddr) -> bool {
+pub(super) fn binds_conflict(a: SocketAddr, b: SocketAddr) -> bool {
     if a.port() == 0 || a.port() != b.port() || a.is_ipv4() != b.is_ipv4() {
         return false;
     }

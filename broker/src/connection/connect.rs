@@ -164,6 +164,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         last_packet: Instant::now(),
         will,
         request_problem_information: props.request_problem_information.unwrap_or(true),
+        hook_client: crate::plugin::HookClient::new(&client),
         client: Arc::new(client),
         auth_entries: entries,
         rules,

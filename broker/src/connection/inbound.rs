@@ -107,7 +107,7 @@ impl Conn {
         io: &mut Io<S>,
         p: Publish,
     ) -> Handled {
-        Stats::incr(&self.broker.stats.messages_received);
+        self.broker.stats.publish_received(p.qos, p.payload.len());
         let cfg = Arc::clone(&self.broker.config);
         if p.qos.as_u8() > cfg.mqtt.maximum_qos {
             return Err(Error::protocol(
@@ -501,7 +501,7 @@ impl Conn {
             return Ok(message);
         }
         let topic = message.topic.clone();
-        match chain.on_publish(&self.client, message).await {
+        match chain.on_publish_with(&self.hook_client, message).await {
             PublishOutcome::Continue(message) => Ok(message),
             PublishOutcome::Drop {
                 reason_code,

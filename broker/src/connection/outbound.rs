@@ -81,7 +81,9 @@ impl Conn {
             self.apply_outbound_alias(publish, &d.message.topic);
         }
         io.encode(&packet);
-        Stats::incr(&self.broker.stats.messages_sent);
+        self.broker
+            .stats
+            .publish_sent(d.qos, d.message.payload.len());
         if let Some(id) = packet_id {
             self.session.outbound.push(id, d);
         }
@@ -118,7 +120,8 @@ impl Conn {
                     let publish =
                         publish_for(&f.delivery, self.version, now, true, Some(f.packet_id));
                     io.encode(&Packet::Publish(publish));
-                    Stats::incr(&self.broker.stats.messages_sent);
+                    let (qos, len) = (f.delivery.qos, f.delivery.message.payload.len());
+                    self.broker.stats.publish_sent(qos, len);
                 }
             }
         }

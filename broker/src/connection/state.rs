@@ -110,6 +110,8 @@ pub struct Conn {
     pub(crate) request_problem_information: bool,
     /// The client as plugins see it (attributes granted at connect included).
     pub(crate) client: Arc<ClientInfo>,
+    /// The same, converted once for the per-message `on-publish` calls.
+    pub(crate) hook_client: crate::plugin::HookClient,
     /// The listener's authentication and authorisation chain.
     pub(crate) auth_entries: Arc<[crate::config::ChainEntry]>,
     /// The session's compiled ACL, when the chain has one.

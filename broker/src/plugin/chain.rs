@@ -45,6 +45,18 @@ struct Inner {
     publisher: Arc<dyn PluginPublisher>,
 }
 
+/// A client record in the form hooks receive, made once per connection: the publish
+/// path calls plugins for every message and should not rebuild it each time.
+#[derive(Debug, Clone)]
+pub struct HookClient(wit::Client);
+
+impl HookClient {
+    /// Converts `client` (attributes granted at connect included).
+    pub fn new(client: &ClientInfo) -> HookClient {
+        HookClient(convert::client(client))
+    }
+}
+
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl fmt::Debug for PluginChain {
@@ -215,6 +227,15 @@ impl PluginChain {
         }
         let wire_client = convert::client(client);
         self.run_publish(0, &wire_client, message, 0).await
+    }
+
+    /// [`Self::on_publish`] with the client record converted once per connection
+    /// rather than once per message.
+    pub async fn on_publish_with(&self, client: &HookClient, message: Message) -> PublishOutcome {
+        if !self.has(Hook::Publish) {
+            return PublishOutcome::Continue(message);
+        }
+        self.run_publish(0, &client.0, message, 0).await
     }
 
     /// Tells every plugin that declared it that `client` is gone.

@@ -11,8 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use tracing::instrument;
-
 use super::bindings::{self, HookAnswer, HookCall, wit};
 use super::convert::{self, Invalid};
 use super::engine;
@@ -285,6 +283,9 @@ impl LoadedPlugin {
                 Some(answered)
             }
             Err(error) => {
+                // Logged here rather than by a span on every call: spans cost on the
+                // per-message path.
+                tracing::warn!(plugin = %self.name, hook = hook.as_str(), %error, "plugin call failed");
                 self.record_failure(hook, &error);
                 None
             }
@@ -308,7 +309,6 @@ impl LoadedPlugin {
         }
     }
 
-    #[instrument(level = "debug", skip_all, fields(plugin = %self.name, hook = hook.as_str()), err(level = "warn"))]
     async fn call_once<T>(
         &self,
         hook: Hook,

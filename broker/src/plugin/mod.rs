@@ -41,7 +41,7 @@ pub use crate::config::{FailurePolicy, OnError, PluginConfig, PluginHostConfig};
 use crate::message::Message;
 use crate::topic::TopicName;
 use crate::types::{ClientId, ProtocolVersion, QoS, ReasonCode};
-pub use chain::PluginChain;
+pub use chain::{HookClient, PluginChain};
 pub use convert::Invalid;
 pub use error::Error;
 pub use stats::{HookStats, LATENCY_BUCKETS_US, PluginStats};

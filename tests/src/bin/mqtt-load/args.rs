@@ -32,6 +32,8 @@ flags (defaults in brackets):
   --duration-secs D     publish for D seconds instead of --messages [0 = use --messages]
   --rate R              messages/s per publisher, 0 = flat out [0]
   --sub-rate R          messages/s each subscriber reads, 0 = as fast as it can [0]
+  --max-ahead K         publishers pause while K messages are sent but not yet
+                        delivered (lossless throughput); 0 = never pause [0]
   --inflight W          publisher window of unacknowledged QoS 1/2 messages [100]
   --clean-session BOOL  false: subscribers use durable sessions [true]
   --username U          username in every CONNECT
@@ -134,6 +136,8 @@ pub struct Args {
     pub sub_rate: f64,
     /// Publisher window at QoS 1/2.
     pub inflight: usize,
+    /// Messages sent but not yet delivered before publishers pause (0: never).
+    pub max_ahead: u64,
     /// Clean Session of the subscribers.
     pub clean_session: bool,
     /// Username in every CONNECT.
@@ -175,6 +179,7 @@ impl Args {
             rate: 0.0,
             sub_rate: if flood { 500.0 } else { 0.0 },
             inflight: 100,
+            max_ahead: 0,
             clean_session: true,
             username: None,
             password: None,
@@ -214,6 +219,7 @@ impl Args {
             "--rate" => self.rate = v.parse()?,
             "--sub-rate" => self.sub_rate = v.parse()?,
             "--inflight" => self.inflight = v.parse()?,
+            "--max-ahead" => self.max_ahead = v.parse()?,
             "--clean-session" => self.clean_session = v.parse()?,
             "--username" => self.username = Some(v.into()),
             "--password" => self.password = Some(v.into()),
@@ -270,7 +276,7 @@ impl Args {
 
 /// 16 -> "16B", 1024 -> "1KiB", 65536 -> "64KiB".
 pub fn size_label(bytes: usize) -> String {
-    if bytes >= 1024 && bytes % 1024 == 0 {
+    if bytes >= 1024 && bytes.is_multiple_of(1024) {
         format!("{}KiB", bytes / 1024)
     } else {
         format!("{bytes}B")
@@ -287,8 +293,12 @@ mod tests {
 
     #[test]
     fn parses_flags_and_derives_labels() {
-        let a = parse("fan-in --qos 2 --payload 1024 --publishers 3 --clean-session false").unwrap();
-        assert_eq!((a.scenario, a.qos, a.payload, a.publishers), (Scenario::FanIn, 2, 1024, 3));
+        let a =
+            parse("fan-in --qos 2 --payload 1024 --publishers 3 --clean-session false").unwrap();
+        assert_eq!(
+            (a.scenario, a.qos, a.payload, a.publishers),
+            (Scenario::FanIn, 2, 1024, 3)
+        );
         assert!(!a.clean_session);
         assert_eq!(a.subscribers, 1, "fan-in default");
         assert_eq!(a.name, "fan-in q2 1KiB 3x1");
@@ -304,7 +314,10 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         assert!(parse("fan-in --qos 3").is_err());
-        assert!(parse("fan-in --payload 8").is_err(), "no room for the stamp");
+        assert!(
+            parse("fan-in --payload 8").is_err(),
+            "no room for the stamp"
+        );
         assert!(parse("fan-in --qos").is_err(), "missing value");
         assert!(parse("fan-in --bogus 1").is_err());
         assert!(parse("sideways").is_err());

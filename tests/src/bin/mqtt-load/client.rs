@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::latency::Histogram;
@@ -23,6 +23,13 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes buffered before a publisher's writes reach the socket.
 const WRITE_BUFFER: usize = 64 * 1024;
+/// A publisher held back by `max_ahead` gives up waiting after this long without a
+/// delivery.
+const STALL: Duration = Duration::from_millis(100);
+/// A subscriber flushes its acknowledgements at least this often.
+const FLUSH_ACKS: usize = 32;
+/// Subscribers wake waiting publishers after this many deliveries.
+const NOTIFY_EVERY: u64 = 32;
 
 /// State shared by the clients of one run.
 #[derive(Debug)]
@@ -35,17 +42,65 @@ pub struct Shared {
     pub last_delivery: AtomicU64,
     /// Cancelled when the subscribers should disconnect.
     pub stop: CancellationToken,
+    /// Messages written by all publishers.
+    pub sent: AtomicU64,
+    /// Subscribers that receive each message (for `max_ahead`).
+    pub copies: u64,
+    /// Publishers pause while more than this many messages are sent but not yet
+    /// delivered (0: never).
+    pub max_ahead: u64,
+    /// Woken by subscribers every [`NOTIFY_EVERY`] deliveries.
+    pub progress: Notify,
+    /// Messages given up for lost by publishers that waited [`STALL`] for deliveries
+    /// that never came (the broker dropped them), so that `max_ahead` cannot deadlock.
+    pub given_up: AtomicU64,
 }
 
 impl Shared {
     /// A fresh run state with its time base at now.
-    pub fn new() -> Arc<Shared> {
+    pub fn new(copies: u64, max_ahead: u64) -> Arc<Shared> {
         Arc::new(Shared {
             base: Instant::now(),
             delivered: AtomicU64::new(0),
             last_delivery: AtomicU64::new(0),
             stop: CancellationToken::new(),
+            sent: AtomicU64::new(0),
+            copies: copies.max(1),
+            max_ahead,
+            progress: Notify::new(),
+            given_up: AtomicU64::new(0),
         })
+    }
+
+    /// Messages sent but neither delivered nor given up for lost.
+    fn ahead(&self) -> u64 {
+        let accounted = self.delivered.load(Ordering::Relaxed) / self.copies
+            + self.given_up.load(Ordering::Relaxed);
+        self.sent.load(Ordering::Relaxed).saturating_sub(accounted)
+    }
+
+    /// Whether publishers must wait for deliveries before sending more.
+    fn too_far_ahead(&self) -> bool {
+        self.max_ahead > 0 && self.ahead() >= self.max_ahead
+    }
+
+    /// Waits until the subscribers caught up to within `max_ahead` messages; after
+    /// [`STALL`] without a delivery, gives the missing ones up for lost.
+    async fn wait_for_subscribers(&self) {
+        let (mut seen, mut progress) = (self.delivered.load(Ordering::Relaxed), Instant::now());
+        while self.too_far_ahead() && !self.stop.is_cancelled() {
+            let woken = self.progress.notified();
+            if !self.too_far_ahead() {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(5), woken).await;
+            let now = self.delivered.load(Ordering::Relaxed);
+            if now != seen {
+                (seen, progress) = (now, Instant::now());
+            } else if progress.elapsed() >= STALL {
+                self.given_up.fetch_add(self.ahead(), Ordering::Relaxed);
+            }
+        }
     }
 
     /// Nanoseconds since the time base.
@@ -154,6 +209,10 @@ pub async fn publish(addr: String, plan: PublisherPlan, shared: Arc<Shared>) -> 
                 }
                 continue;
             }
+            if shared.too_far_ahead() {
+                w.flush().await?;
+                shared.wait_for_subscribers().await;
+            }
             let packet_id = (sent % 65_535 + 1) as u16;
             Stamp {
                 sent_nanos: shared.now_nanos(),
@@ -165,6 +224,7 @@ pub async fn publish(addr: String, plan: PublisherPlan, shared: Arc<Shared>) -> 
             wire::put_publish(&mut packet, &plan.topic, plan.qos, packet_id, &payload);
             w.write_all(&packet).await?;
             sent += 1;
+            shared.sent.fetch_add(1, Ordering::Relaxed);
             outstanding += usize::from(plan.qos > 0);
             continue;
         }
@@ -290,10 +350,11 @@ async fn receive(
     let mut last_seq = Vec::new();
     let keep_alive = Duration::from_secs(u64::from(plan.connect.keep_alive_secs.max(2)) / 2);
     let mut ping = tokio::time::interval_at((Instant::now() + keep_alive).into(), keep_alive);
-    let start = Instant::now();
+    let (start, mut unflushed) = (Instant::now(), 0usize);
     loop {
-        if !r.has_frame() {
+        if unflushed > 0 && (unflushed >= FLUSH_ACKS || !r.has_frame()) {
             w.flush().await?;
+            unflushed = 0;
         }
         let (first, body) = tokio::select! {
             () = shared.stop.cancelled() => break,
@@ -308,15 +369,22 @@ async fn receive(
                 let p = wire::parse_publish(first, &body)?;
                 let now = shared.now_nanos();
                 got.record(p.payload, now, &mut last_seq);
-                shared.delivered.fetch_add(1, Ordering::Relaxed);
+                if shared
+                    .delivered
+                    .fetch_add(1, Ordering::Relaxed)
+                    .is_multiple_of(NOTIFY_EVERY)
+                {
+                    shared.progress.notify_waiters();
+                }
                 shared.last_delivery.fetch_max(now, Ordering::Relaxed);
-                match p.qos {
-                    1 => w.write_all(&wire::ack(wire::PUBACK, p.packet_id)).await?,
-                    2 => w.write_all(&wire::ack(wire::PUBREC, p.packet_id)).await?,
-                    _ => {}
+                let kind = [None, Some(wire::PUBACK), Some(wire::PUBREC)];
+                if let Some(kind) = kind.get(usize::from(p.qos)).copied().flatten() {
+                    w.write_all(&wire::ack(kind, p.packet_id)).await?;
+                    unflushed += 1;
                 }
                 if let Some(due) = due_at(start, got.messages, plan.rate) {
                     w.flush().await?;
+                    unflushed = 0;
                     tokio::select! {
                         () = shared.stop.cancelled() => break,
                         () = tokio::time::sleep_until(due.into()) => {}
@@ -326,6 +394,7 @@ async fn receive(
             wire::PUBREL => {
                 let id = wire::ack_id(first, &body)?;
                 w.write_all(&wire::ack(wire::PUBCOMP, id)).await?;
+                unflushed += 1;
             }
             _ => {}
         }

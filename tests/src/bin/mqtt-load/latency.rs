@@ -16,7 +16,6 @@ pub struct Histogram {
     counts: Vec<u64>,
     count: u64,
     max: u64,
-    sum: u128,
 }
 
 impl Default for Histogram {
@@ -25,7 +24,6 @@ impl Default for Histogram {
             counts: vec![0; BUCKETS],
             count: 0,
             max: 0,
-            sum: 0,
         }
     }
 }
@@ -59,7 +57,6 @@ impl Histogram {
         }
         self.count += 1;
         self.max = self.max.max(v);
-        self.sum += u128::from(v);
     }
 
     /// Adds every value of `other`.
@@ -69,7 +66,6 @@ impl Histogram {
         }
         self.count += other.count;
         self.max = self.max.max(other.max);
-        self.sum += other.sum;
     }
 
     /// Number of values recorded.
@@ -80,15 +76,6 @@ impl Histogram {
     /// The largest value recorded (exact), 0 when empty.
     pub fn max(&self) -> u64 {
         self.max
-    }
-
-    /// The arithmetic mean, 0 when empty.
-    pub fn mean(&self) -> u64 {
-        if self.count == 0 {
-            0
-        } else {
-            (self.sum / u128::from(self.count)) as u64
-        }
     }
 
     /// The nearest-rank percentile `p` (0 < p <= 100): the lower bound of the bucket
@@ -126,7 +113,6 @@ mod tests {
         assert_eq!(h.percentile(100.0), 100);
         assert_eq!(h.percentile(0.1), 1, "the smallest rank is 1");
         assert_eq!(h.max(), 100);
-        assert_eq!(h.mean(), 50, "5050 / 100, rounded down");
     }
 
     #[test]
@@ -171,6 +157,6 @@ mod tests {
     #[test]
     fn empty_histogram_reports_zeroes() {
         let h = Histogram::default();
-        assert_eq!((h.percentile(50.0), h.max(), h.mean()), (0, 0, 0));
+        assert_eq!((h.count(), h.percentile(50.0), h.max()), (0, 0, 0));
     }
 }

@@ -318,7 +318,7 @@ mod tests {
         });
         #[rustfmt::skip]
         let want = [
-            0x10, 19,                               // CONNECT, remaining length
+            0x10, 21,                               // CONNECT, remaining length
             0, 4, b'M', b'Q', b'T', b'T', 4,        // protocol name, level 4
             0xc0,                                   // username + password, clean session 0
             0, 60,                                  // keep alive
@@ -396,7 +396,10 @@ mod tests {
         let (first, body) = take_frame(&mut buf).unwrap().unwrap();
         assert_eq!((first, &body[..]), (0x20, &[0u8, 0][..]));
         assert_eq!(&buf[..], [0xff], "the trailing byte is left");
-        assert!(take_frame(&mut buf).unwrap().is_none(), "a lone first byte waits");
+        assert!(
+            take_frame(&mut buf).unwrap().is_none(),
+            "a lone first byte waits"
+        );
         assert_eq!(&buf[..], [0xff], "and is not consumed");
     }
 
@@ -411,7 +414,10 @@ mod tests {
         }
         let mut buf = BytesMut::from(&whole[..]);
         let (first, body) = take_frame(&mut buf).unwrap().unwrap();
-        assert_eq!(parse_publish(first, &body).unwrap().payload, &[7u8; 200][..]);
+        assert_eq!(
+            parse_publish(first, &body).unwrap().payload,
+            &[7u8; 200][..]
+        );
         assert!(buf.is_empty());
     }
 

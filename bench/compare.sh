@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# Benchmarks Cauldron against Mosquitto (and rumqttd, when `rumqttd` is on PATH) on
+# loopback with comparable settings, running every scenario against each broker in
+# turn (alternating the order every round), and prints a Markdown table with the
+# ratios cauldron/peer. Results: bench/results/<stamp>.json (+ the raw .jsonl).
+#
+#   bench/compare.sh            # full matrix, 3 rounds (about 20-30 minutes)
+#   bench/compare.sh --quick    # one round of the main cases (a few minutes)
+#   bench/compare.sh --no-build # reuse the release binaries already built
+#
+# Settings shared by the brokers: 100 outbound QoS 1/2 messages in flight per client,
+# 1000 messages queued per client, TCP_NODELAY, no persistence, no $SYS. The "auth"
+# cases use a second instance of each broker that requires a username and password
+# (mosquitto_passwd file / Cauldron argon2id file); the "plugin" cases run Cauldron
+# with the fixture-passthrough WebAssembly plugin (an empty on-publish hook) against
+# the plain peers, which have no plugins. Every process started here is killed on exit.
+set -euo pipefail
+
+QUICK=0
+BUILD=1
+ROUNDS=3
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1; ROUNDS=1 ;;
+        --no-build) BUILD=0 ;;
+        --rounds=*) ROUNDS="${arg#--rounds=}" ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $arg" >&2; exit 2 ;;
+    esac
+done
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET/release"
+WASM="$ROOT/target/wasm-plugins/wasm32-wasip2/release/fixture_passthrough.wasm"
+MOSQUITTO="${MOSQUITTO:-/usr/sbin/mosquitto}"
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+OUT="$ROOT/bench/results"
+RUNS="$OUT/$STAMP.jsonl"
+WORK="$(mktemp -d -t cauldron-bench.XXXXXX)"
+USER_NAME=bench
+USER_PASS=bench-secret
+PIDS=()
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$OUT"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+if [ "$BUILD" = 1 ]; then
+    (cd "$ROOT" && cargo build --release -p cauldron -p integration --bin cauldron --bin mqtt-load)
+fi
+LOAD="$BIN/mqtt-load"
+CAULDRON="$BIN/cauldron"
+
+# --- brokers -------------------------------------------------------------------------
+
+# wait_port PORT: until something listens on 127.0.0.1:PORT (10 s).
+wait_port() {
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
+
+# start NAME PORT CMD...: runs a broker in the background, records its pid in PID_<NAME>.
+start() {
+    local name="$1" port="$2"
+    shift 2
+    "$@" >"$WORK/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    printf -v "PID_${name//-/_}" '%s' "$pid"
+    wait_port "$port" || { cat "$WORK/$name.log" >&2; exit 1; }
+    echo "started $name (pid $pid) on 127.0.0.1:$port"
+}
+
+mosquitto_conf() { # PORT [auth]
+    cat <<EOF
+listener $1 127.0.0.1
+persistence false
+max_inflight_messages 100
+max_queued_messages 1000
+set_tcp_nodelay true
+log_dest stderr
+log_type error
+EOF
+    if [ "${2:-}" = auth ]; then
+        echo "allow_anonymous false"
+        echo "password_file $WORK/mosquitto.passwd"
+    else
+        echo "allow_anonymous true"
+    fi
+}
+
+cauldron_conf() { # PORT [auth|plugin]
+    cat <<EOF
+[[listeners]]
+name = "bench"
+bind = "127.0.0.1:$1"
+
+[limits]
+max_inflight_messages = 100
+max_queued_messages = 1000
+# Mosquitto has no connection limit by default; the full run holds 10000 idle clients.
+max_connections = 100000
+
+[sys]
+enabled = false
+EOF
+    case "${2:-}" in
+        auth) printf '\n[auth]\nallow_anonymous = false\n\n[auth.password_file]\npath = "%s"\n' "$WORK/cauldron.passwd" ;;
+        plugin) printf '\n[[plugins]]\nname = "passthrough"\npath = "%s"\n' "$WASM" ;;
+    esac
+}
+
+rumqttd_conf() { # PORT
+    cat <<EOF
+id = 0
+
+[router]
+id = 0
+max_connections = 20010
+max_outgoing_packet_count = 100
+max_segment_size = 104857600
+max_segment_count = 10
+
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:$1"
+next_connection_delay_ms = 0
+
+[v4.1.connections]
+connection_timeout_ms = 60000
+max_payload_size = 1048576
+max_inflight_count = 100
+dynamic_filters = true
+EOF
+}
+
+mosquitto_passwd -b -c "$WORK/mosquitto.passwd" "$USER_NAME" "$USER_PASS" >/dev/null 2>&1 \
+    || { touch "$WORK/mosquitto.passwd"; mosquitto_passwd -b "$WORK/mosquitto.passwd" "$USER_NAME" "$USER_PASS"; }
+"$CAULDRON" passwd "$WORK/cauldron.passwd" "$USER_NAME" --password "$USER_PASS" >/dev/null 2>&1
+# Mosquitto started as root drops to the "mosquitto" user before it reads the file.
+chmod 755 "$WORK"
+chmod 644 "$WORK/mosquitto.passwd"
+
+mosquitto_conf 18830 >"$WORK/mosquitto.conf"
+mosquitto_conf 18840 auth >"$WORK/mosquitto-auth.conf"
+cauldron_conf 18831 >"$WORK/cauldron.toml"
+cauldron_conf 18841 auth >"$WORK/cauldron-auth.toml"
+start mosquitto 18830 "$MOSQUITTO" -c "$WORK/mosquitto.conf"
+start mosquitto-auth 18840 "$MOSQUITTO" -c "$WORK/mosquitto-auth.conf"
+export RUST_LOG="${RUST_LOG:-warn}"
+start cauldron 18831 "$CAULDRON" --config "$WORK/cauldron.toml"
+start cauldron-auth 18841 "$CAULDRON" --config "$WORK/cauldron-auth.toml"
+PLUGIN=0
+if [ -f "$WASM" ]; then
+    cauldron_conf 18851 plugin >"$WORK/cauldron-plugin.toml"
+    start cauldron-plugin 18851 "$CAULDRON" --config "$WORK/cauldron-plugin.toml"
+    PLUGIN=1
+else
+    echo "no $WASM (built by 'cargo build -p integration'): skipping the plugin cases" >&2
+fi
+RUMQTTD=0
+if command -v rumqttd >/dev/null 2>&1; then
+    rumqttd_conf 18832 >"$WORK/rumqttd.toml"
+    start rumqttd 18832 rumqttd --config "$WORK/rumqttd.toml"
+    RUMQTTD=1
+else
+    echo "rumqttd is not on PATH: comparing with Mosquitto only"
+fi
+
+# --- cases ---------------------------------------------------------------------------
+
+# Each case: "NAME|KIND|mqtt-load arguments". KIND picks the broker instances:
+# plain (all peers), auth (the password-protected instances), plugin (Cauldron with the
+# plugin against the plain peers). idle runs first, on brokers that have not grown
+# their heaps yet (memory freed by earlier runs would hide the per-connection cost),
+# then storm and flood. Throughput cases use --max-ahead, so that they
+# measure lossless throughput rather than the brokers' drop policy (flood does that).
+M=20000; M2=5000; BIG=500
+if [ "$QUICK" = 1 ]; then M=5000; M2=2000; BIG=200; fi
+# A publisher window of 20 (Mosquitto's own default): with 100, Mosquitto 2.0.11 drops a
+# few QoS 1/2 messages for the subscriber ("Outgoing messages are being dropped") even
+# though fewer than 100 are undelivered, and each loss costs the run a 100 ms wait.
+AHEAD="--max-ahead 100 --inflight 20"
+AUTH="--username $USER_NAME --password $USER_PASS"
+CASES=(
+    "idle 2000|plain|idle --idle 2000 --hold-secs 2"
+    "storm 2000x50|plain|storm --connections 2000 --concurrency 50"
+    "flood q0 1KiB 4x2 5s|plain|flood --qos 0 --payload 1024 --duration-secs 5 --sub-rate 500"
+    "fan-in q0 16B 8x1|plain|fan-in --qos 0 --payload 16 --messages $M $AHEAD"
+    "fan-in q1 1KiB 8x1|plain|fan-in --qos 1 --payload 1024 --messages $M $AHEAD"
+    "fan-in q2 16B 8x1|plain|fan-in --qos 2 --payload 16 --messages $M2 $AHEAD"
+    "shared q1 16B 8x4|plain|shared --qos 1 --payload 16 --messages $M $AHEAD"
+    "fan-out q0 1KiB 1x50|plain|fan-out --qos 0 --payload 1024 --messages $M2 $AHEAD"
+    "fan-out q0 16B 1x50|plain|fan-out --qos 0 --payload 16 --messages $M2 $AHEAD"
+    "fan-out q1 16B 1x50|plain|fan-out --qos 1 --payload 16 --messages $M2 $AHEAD"
+    "p2p q1 64KiB 4x4|plain|p2p --qos 1 --payload 65536 --publishers 4 --messages $BIG $AHEAD"
+    "p2p q1 16B 10x10 @1000/s|plain|p2p --qos 1 --payload 16 --publishers 10 --rate 1000 --messages 3000"
+    "durable fan-in q1 16B 8x2|plain|fan-in --qos 1 --payload 16 --subscribers 2 --clean-session false --messages $M $AHEAD"
+    "fan-in q1 16B 8x1|plain|fan-in --qos 1 --payload 16 --messages $M $AHEAD"
+    "auth fan-in q1 16B 8x1|auth|fan-in --qos 1 --payload 16 --messages $M $AHEAD $AUTH"
+    "auth storm 1000x50|auth|storm --connections 1000 --concurrency 50 $AUTH"
+    "plugin fan-in q1 16B 8x1|plugin|fan-in --qos 1 --payload 16 --messages $M $AHEAD"
+    "plugin fan-out q0 16B 1x50|plugin|fan-out --qos 0 --payload 16 --messages $M2 $AHEAD"
+)
+if [ "$QUICK" = 0 ]; then
+    for q in 0 1 2; do
+        for p in 16 1024 65536; do
+            n=$M; [ "$p" = 65536 ] && n=$BIG
+            [ "$q" = 2 ] && [ "$p" != 65536 ] && n=$M2
+            label=$p; [ "$p" = 1024 ] && label=1KiB; [ "$p" = 65536 ] && label=64KiB; [ "$p" = 16 ] && label=16B
+            CASES+=("matrix fan-in q$q $label 8x1|plain|fan-in --qos $q --payload $p --messages $n $AHEAD")
+            CASES+=("matrix shared q$q $label 8x4|plain|shared --qos $q --payload $p --messages $n $AHEAD")
+            CASES+=("matrix fan-out q$q $label 1x50|plain|fan-out --qos $q --payload $p --messages $((n / 4)) $AHEAD")
+            CASES+=("matrix p2p q$q $label 10x10|plain|p2p --qos $q --payload $p --publishers 10 --messages $((n / 2)) $AHEAD")
+        done
+    done
+    CASES+=("storm 10000x100|plain|storm --connections 10000 --concurrency 100")
+    CASES+=("idle 10000|plain|idle --idle 10000 --concurrency 100 --hold-secs 5")
+fi
+
+# instances KIND: "label port pid-variable" lines, Cauldron first.
+instances() {
+    case "$1" in
+        plain) echo "cauldron 18831 PID_cauldron"; echo "mosquitto 18830 PID_mosquitto" ;;
+        auth) echo "cauldron 18841 PID_cauldron_auth"; echo "mosquitto 18840 PID_mosquitto_auth" ;;
+        plugin) echo "cauldron 18851 PID_cauldron_plugin"; echo "mosquitto 18830 PID_mosquitto" ;;
+    esac
+    if [ "$RUMQTTD" = 1 ] && [ "$1" != auth ]; then echo "rumqttd 18832 PID_rumqttd"; fi
+}
+
+echo "load before: $(uptime)"
+failures=0
+for round in $(seq "$ROUNDS"); do
+    for case in "${CASES[@]}"; do
+        IFS='|' read -r name kind args <<<"$case"
+        if [ "$kind" = plugin ] && [ "$PLUGIN" = 0 ]; then continue; fi
+        mapfile -t list < <(instances "$kind")
+        # Alternate who goes first: rotate the list by the round number.
+        n=${#list[@]}
+        for i in $(seq 0 $((n - 1))); do
+            read -r broker port pidvar <<<"${list[$(((i + round - 1) % n))]}"
+            echo "== round $round/$ROUNDS: $name on $broker"
+            # shellcheck disable=SC2086 # $args is a list of flags
+            if ! timeout 300 "$LOAD" $args --addr "127.0.0.1:$port" --broker "$broker" \
+                --name "$name" --broker-pid "${!pidvar}" --json "$RUNS"; then
+                echo "!! $name on $broker failed" >&2
+                failures=$((failures + 1))
+            fi
+            sleep 0.5
+        done
+    done
+done
+echo "load after: $(uptime)"
+
+echo
+echo "## Results ($STAMP, $ROUNDS round(s), medians; ratio = cauldron/peer)"
+echo
+"$LOAD" compare --input "$RUNS" --baseline cauldron --json "$OUT/$STAMP.json"
+echo
+echo "raw runs: $RUNS"
+echo "summary:  $OUT/$STAMP.json"
+[ "$failures" = 0 ] || echo "$failures run(s) failed (see the !! lines above)" >&2

@@ -7,7 +7,7 @@
 //! - [`broker`]: shared state and cross-cutting operations (publish, sweeps)
 //! - [`registry`]: live and offline sessions, takeover
 //! - [`sys`], [`stats`]: `$SYS` topics and counters; [`metrics`]: Prometheus and health
-//!   probes over HTTP
+//!   probes over HTTP; [`probe`]: the `cauldron probe` health check client
 //! - [`session`]: per-session protocol state (no I/O)
 //! - [`router`]: subscription index and fan-out; [`retain`]: retained messages
 //! - [`codec`]: bytes ↔ packets; [`message`], [`topic`], [`types`]: domain types
@@ -23,6 +23,7 @@ pub mod message;
 pub mod metrics;
 pub mod passwd_cli;
 pub mod plugin;
+pub mod probe;
 pub mod registry;
 pub mod retain;
 pub mod router;

@@ -31,6 +31,9 @@ enum Command {
     /// Add, update or delete a user of an argon2id password file. The hashing cost
     /// comes from `[auth.password_file] argon2` of --config when given.
     Passwd(cauldron::passwd_cli::PasswdArgs),
+    /// GET an http:// URL and exit 0 on a 2xx answer, 1 otherwise (the container
+    /// health check: `cauldron probe http://127.0.0.1:9883/health`).
+    Probe(cauldron::probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,18 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("cauldron passwd: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(Command::Probe(args)) = &cli.command {
+        return match cauldron::probe::run(args) {
+            Ok(code) => {
+                println!("{} {code}", args.url);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cauldron probe: {}: {e}", args.url);
                 ExitCode::FAILURE
             }
         };

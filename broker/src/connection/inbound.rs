@@ -501,7 +501,9 @@ impl Conn {
             return Ok(message);
         }
         let topic = message.topic.clone();
-        match chain.on_publish_with(&self.hook_client, message).await {
+        // Boxed: a plugin call is a large future, and inline it would enlarge every
+        // connection's task even when idle (the box is only made when a plugin runs).
+        match Box::pin(chain.on_publish_with(&self.hook_client, message)).await {
             PublishOutcome::Continue(message) => Ok(message),
             PublishOutcome::Drop {
                 reason_code,
@@ -533,9 +535,7 @@ impl Conn {
             plugins: &plugins,
         };
         let rules = self.rules.as_deref();
-        match chain
-            .authorize_subscribe(rules, &self.client, filter, raw, requested)
-            .await
+        match Box::pin(chain.authorize_subscribe(rules, &self.client, filter, raw, requested)).await
         {
             Ok((granted, partial)) => {
                 if partial {

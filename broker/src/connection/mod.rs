@@ -106,7 +106,12 @@ pub async fn serve<S>(
             codec: Codec::new(broker.config.limits.max_packet_bytes),
             unflushed: false,
         };
-        let conn = match connect::handshake(&mut io, &broker, &shutdown, &peer, &listener).await {
+        // Boxed: the handshake (authentication chain, plugin calls) is a large future
+        // needed once; inline it would sit in every idle connection's task.
+        let handshake = Box::pin(connect::handshake(
+            &mut io, &broker, &shutdown, &peer, &listener,
+        ));
+        let conn = match handshake.await {
             Ok(Some(conn)) => conn,
             Ok(None) => {
                 let _ = timeout(FLUSH_TIMEOUT, io.flush(&broker)).await;
@@ -167,7 +172,8 @@ async fn run<S: AsyncRead + AsyncWrite>(
     }
     let _ = io.writer.shutdown().await;
     Stats::decr(&conn.broker.stats.clients_connected);
-    conn.finish(&end).await;
+    // Boxed for the same reason: plugin calls for the will and `on-disconnect`.
+    Box::pin(conn.finish(&end)).await;
 }
 
 /// MQTT 5 only: the server may send DISCONNECT before closing [MQTT-3.14.0-1].

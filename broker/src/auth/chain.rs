@@ -76,11 +76,6 @@ pub struct Chain<'a> {
 }
 
 impl Chain<'_> {
-    /// True when the chain has the ACL.
-    pub fn has_acl(&self) -> bool {
-        self.entries.contains(&ChainEntry::Acl)
-    }
-
     /// Whether plugin `name` is selected by entry `entry`.
     fn selects(&self, entry: &ChainEntry, name: &str) -> bool {
         match entry {
@@ -221,18 +216,6 @@ impl Chain<'_> {
         }
     }
 
-    /// The session's ACL, when the chain has one.
-    pub fn session_rules(&self, identity: &Identity) -> Option<SessionRules> {
-        if !self.has_acl() {
-            return None;
-        }
-        let acl = self.auth.acl();
-        Some(SessionRules {
-            acl: acl.compile(identity),
-            default: acl.default_permission(),
-        })
-    }
-
     /// Runs the subscribe chain for `filter` (without a `$share/group/` prefix;
     /// `plugin_filter` is what plugins see). `Ok((granted, partial))`: `partial` means
     /// a deny rule covers part of the filter, so deliveries must be checked.
@@ -278,6 +261,23 @@ impl Chain<'_> {
             _ => Ok((requested, false)),
         }
     }
+}
+
+/// The session's ACL compiled for `identity`, when `entries` have the ACL. Needs no
+/// plugins, so the handshake calls it without a [`Chain`].
+pub fn session_rules(
+    auth: &Auth,
+    entries: &[ChainEntry],
+    identity: &Identity,
+) -> Option<SessionRules> {
+    if !entries.contains(&ChainEntry::Acl) {
+        return None;
+    }
+    let acl = auth.acl();
+    Some(SessionRules {
+        acl: acl.compile(identity),
+        default: acl.default_permission(),
+    })
 }
 
 /// The ACL's answer for a PUBLISH to `topic`: the matching rule, else the default.

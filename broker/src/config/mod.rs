@@ -22,6 +22,8 @@ mod plugins;
 #[cfg(test)]
 mod plugins_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 mod validate;
 

@@ -7,14 +7,7 @@ use figment::Jail;
 
 use super::*;
 
-const FILE: &str = "cauldron.toml";
-
-fn load_err() -> String {
-    match load(Some(Path::new(FILE))) {
-        Ok(c) => panic!("expected an error, got {c:?}"),
-        Err(e) => e.to_string(),
-    }
-}
+use super::test_support::{FILE, load_err};
 
 #[test]
 fn plugin_keys_default_when_only_name_and_path_are_given() {

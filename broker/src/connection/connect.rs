@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::Io;
 use super::state::{Conn, Error};
-use crate::auth::chain::{Chain, Grant, Refusal, authorize_publish};
+use crate::auth::chain::{Chain, Grant, Refusal, authorize_publish, session_rules};
 use crate::broker::Broker;
 use crate::codec::{self, ConnAck, ConnAckProperties, Connect, Packet};
 use crate::config::ChainEntry;
@@ -89,12 +89,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         }
     };
     client.attributes = grant.attributes;
-    let chain = Chain {
-        auth: &broker.auth,
-        entries: &entries,
-        plugins: &broker.plugins(),
-    };
-    let rules = chain.session_rules(&grant.identity).map(Arc::new);
+    let rules = session_rules(&broker.auth, &entries, &grant.identity).map(Arc::new);
     if let (Some(rules), Some((will, _))) = (&rules, &will)
         && let Err(refusal) = authorize_publish(rules, will.topic.as_str())
     {

@@ -520,7 +520,7 @@ impl Conn {
     /// plugins' `on-subscribe` with the filter as sent): the granted QoS, or the
     /// refusal code. Refusals are counted and logged once.
     async fn authorize_subscription(
-        &mut self,
+        &self,
         raw: &str,
         filter: &str,
         requested: QoS,

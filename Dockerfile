@@ -10,7 +10,7 @@
 #   /cauldron                         the binary (also the health check: `cauldron probe`)
 #   /etc/cauldron/cauldron.toml       configuration (deploy/container/cauldron.toml; mount yours)
 #   /etc/cauldron/plugins/            mount plugin components (.wasm) here
-#   /var/lib/cauldron/                data volume (precompiled plugin cache), owned by 65532
+#   /var/lib/cauldron/                data volume (store in data/, plugin cache), owned by 65532
 #
 # Ports: 1883 MQTT, 8883 MQTT over TLS (when a TLS listener is configured), 9883 metrics
 # and health. CAULDRON_<SECTION>__<KEY> environment variables override the file.

@@ -14,10 +14,11 @@ use tracing::debug;
 use crate::config::Config;
 use crate::message::Message;
 use crate::plugin::{PluginChain, PluginPublisher};
-use crate::registry::{Registry, StoredSession};
+use crate::registry::Registry;
 use crate::retain::RetainStore;
 use crate::router::{RouteOutcome, Router};
 use crate::stats::Stats;
+use crate::store::{Op, Store, Ticket};
 use crate::topic::TopicFilter;
 
 /// Shared broker state.
@@ -36,6 +37,8 @@ pub struct Broker {
     pub started: Instant,
     /// The built-in authenticators and ACL.
     pub auth: crate::auth::Auth,
+    /// The durable store (a memory store keeps nothing).
+    pub store: Store,
     next_conn_id: AtomicU64,
     system_retained: std::sync::atomic::AtomicUsize,
     plugins: RwLock<PluginChain>,
@@ -51,8 +54,14 @@ impl Broker {
 
     /// A broker with empty state and these loaded built-ins.
     pub fn with_auth(config: Config, auth: crate::auth::Auth) -> Self {
+        Self::with_store(config, auth, Store::memory())
+    }
+
+    /// A broker with empty state writing to `store` (see [`Broker::restore`]).
+    pub fn with_store(config: Config, auth: crate::auth::Auth, store: Store) -> Self {
         Broker {
             auth,
+            store,
             config: Arc::new(config),
             router: Router::default(),
             retained: RwLock::new(RetainStore::new()),
@@ -94,13 +103,16 @@ impl Broker {
         self.next_conn_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Stores (or deletes) a retained message and routes it to the subscribers.
+    /// Stores (or deletes) a retained message and routes it to the subscribers. The
+    /// outcome's ticket covers the retained message and every durable session's queue.
     pub fn publish(&self, message: Message) -> RouteOutcome {
         let message = Arc::new(message);
+        let mut ticket = Ticket::NONE;
         if message.retain {
-            self.store_retained(&message);
+            ticket = self.store_retained(&message);
         }
-        let outcome = self.router.route(&message);
+        let mut outcome = self.router.route(&message, &self.store);
+        outcome.ticket = outcome.ticket.max(ticket);
         if outcome.dropped > 0 {
             Stats::add(&self.stats.dropped_queue_full, outcome.dropped as u64);
             debug!(topic = %message.topic, dropped = outcome.dropped, "subscriber queue full, message dropped");
@@ -110,14 +122,16 @@ impl Broker {
 
     /// [MQTT-3.3.1-5] store, [MQTT-3.3.1-10] an empty payload deletes and is not stored
     /// [MQTT-3.3.1-11].
-    fn store_retained(&self, message: &Arc<Message>) {
+    fn store_retained(&self, message: &Arc<Message>) -> Ticket {
+        // `$SYS` statistics are the broker's own: not counted against the limit, not stored.
+        let system = message.topic.is_system() && message.publisher.is_none();
         let mut retained = self.retained.write().unwrap_or_else(|e| e.into_inner());
         if message.payload.is_empty() {
-            retained.remove(&message.topic);
-            return;
+            if retained.remove(&message.topic).is_some() && !system {
+                return self.store.submit(Op::RetainDelete(message.topic.clone()));
+            }
+            return Ticket::NONE;
         }
-        // `$SYS` statistics are the broker's own and do not count against the limit.
-        let system = message.topic.is_system() && message.publisher.is_none();
         let limit = self.config.mqtt.max_retained_messages;
         let used = retained
             .len()
@@ -125,7 +139,7 @@ impl Broker {
         if !system && limit > 0 && used >= limit && retained.get(&message.topic).is_none() {
             Stats::incr(&self.stats.messages_rejected);
             debug!(topic = %message.topic, "retained store full, message not retained");
-            return;
+            return Ticket::NONE;
         }
         // The stored copy keeps RETAIN set; deliveries decide per subscription.
         if retained
@@ -135,6 +149,11 @@ impl Broker {
         {
             self.system_retained.fetch_add(1, Ordering::Relaxed);
         }
+        if system {
+            return Ticket::NONE;
+        }
+        // Submitted under the lock, so the store sees puts of one topic in order.
+        self.store.submit(Op::RetainPut(Arc::clone(message)))
     }
 
     /// Retained messages matching `filter` that have not expired.
@@ -157,18 +176,23 @@ impl Broker {
             .len()
     }
 
-    /// Removes every subscription of a session that has ended.
+    /// Removes every subscription of a session that has ended, and its stored state.
     pub fn end_session(&self, stored: &crate::session::Session) {
         for sub in stored.subscriptions.values() {
             self.router
                 .unsubscribe(&stored.client_id, sub.share_group.as_ref(), &sub.filter);
+        }
+        if stored.durable.generation().is_some() {
+            stored.durable.set(None);
+            self.store
+                .submit(Op::SessionDelete(stored.client_id.clone()));
         }
     }
 
     /// Expires offline sessions, publishes delayed wills that are due, drops expired
     /// retained messages.
     pub fn sweep(&self, now: Instant) {
-        let (expired, wills): (Vec<StoredSession>, Vec<Message>) = self.registry.sweep(now);
+        let (expired, wills, fired) = self.registry.sweep(now);
         for stored in &expired {
             debug!(client_id = %stored.session.client_id, "session expired");
             self.end_session(&stored.session);
@@ -176,8 +200,27 @@ impl Broker {
         for will in wills {
             self.publish(will);
         }
-        let mut retained = self.retained.write().unwrap_or_else(|e| e.into_inner());
-        retained.retain(|_, m| !m.is_expired(now));
+        // Sessions whose will went out: their stored record loses the will.
+        for client in fired {
+            if let Some(op) = self.registry.offline_record(&client) {
+                self.store.submit(op);
+            }
+        }
+        let mut gone = Vec::new();
+        {
+            let mut retained = self.retained.write().unwrap_or_else(|e| e.into_inner());
+            retained.retain(|topic, m| {
+                let keep = !m.is_expired(now);
+                if !keep {
+                    gone.push(topic.clone());
+                }
+                keep
+            });
+        }
+        if !gone.is_empty() {
+            self.store
+                .submit_all(gone.into_iter().map(Op::RetainDelete));
+        }
     }
 }
 

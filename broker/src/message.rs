@@ -97,4 +97,7 @@ pub struct Delivery {
     pub retain: bool,
     /// Subscription identifiers of every matching subscription [MQTT-3.3.4-3].
     pub subscription_ids: Vec<u32>,
+    /// The delivery's entry in the durable store, when it was queued for a persistent
+    /// session.
+    pub store_seq: Option<u64>,
 }

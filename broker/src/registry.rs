@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::message::{Delivery, Message};
 use crate::router::Outbox;
 use crate::session::Session;
+use crate::store::Op;
+use crate::store::record::{self, MessageRecord, SessionRecord};
 use crate::types::ClientId;
 
 /// A session that is not attached to a connection.
@@ -30,6 +32,27 @@ pub struct StoredSession {
     pub expires_at: Option<Instant>,
     /// A will waiting for its Will Delay Interval [MQTT-3.1.3-9].
     pub delayed_will: Option<DelayedWill>,
+    /// When the client went away (wall clock, for the store).
+    pub offline_since: std::time::SystemTime,
+}
+
+impl StoredSession {
+    /// The store record of this offline session.
+    pub fn record(&self) -> SessionRecord {
+        let now = Instant::now();
+        let wall = std::time::SystemTime::now();
+        let will = self.delayed_will.as_ref().map(|w| {
+            (
+                MessageRecord::from_message(&w.message, now, wall),
+                record::instant_to_unix_ms(w.at, now, wall),
+            )
+        });
+        SessionRecord::of(
+            &self.session,
+            Some(record::unix_ms(self.offline_since)),
+            will,
+        )
+    }
 }
 
 /// A will message to publish at `at` unless the session is resumed first.
@@ -149,12 +172,14 @@ impl Registry {
         }
     }
 
-    /// Removes offline sessions whose expiry passed and collects delayed wills that are due.
-    pub fn sweep(&self, now: Instant) -> (Vec<StoredSession>, Vec<Message>) {
+    /// Removes offline sessions whose expiry passed and collects delayed wills that are
+    /// due: (expired sessions, wills, sessions still alive whose will went out).
+    pub fn sweep(&self, now: Instant) -> (Vec<StoredSession>, Vec<Message>, Vec<ClientId>) {
         let mut slots = self.lock();
         let mut expired = Vec::new();
         let mut wills = Vec::new();
-        slots.retain(|_, slot| {
+        let mut fired = Vec::new();
+        slots.retain(|client, slot| {
             let Slot::Offline(stored) = slot else {
                 return true;
             };
@@ -162,6 +187,7 @@ impl Registry {
                 && let Some(w) = stored.delayed_will.take()
             {
                 wills.push(w.message);
+                fired.push(client.clone());
             }
             if stored.expires_at.is_some_and(|at| at <= now) {
                 // invariant: the slot is Offline, checked above
@@ -185,7 +211,23 @@ impl Registry {
             }
             true
         });
-        (expired, wills)
+        (expired, wills, fired)
+    }
+
+    /// The store's `SessionPut` for `client` when it is offline and durable.
+    pub fn offline_record(&self, client: &ClientId) -> Option<Op> {
+        let slots = self.lock();
+        let Some(Slot::Offline(stored)) = slots.get(client) else {
+            return None;
+        };
+        stored.session.durable.generation()?;
+        Some(Op::SessionPut(client.clone(), Box::new(stored.record())))
+    }
+
+    /// Adds an offline session read back from the store (at start, before serving).
+    pub fn restore(&self, stored: StoredSession) {
+        let client = stored.session.client_id.clone();
+        self.lock().insert(client, Slot::Offline(Box::new(stored)));
     }
 
     /// Sessions known (online and offline).

@@ -44,6 +44,9 @@ pub enum Error {
         /// Cause, naming the file.
         source: crate::transport::tls::Error,
     },
+    /// The durable store could not be opened or read.
+    #[error("cannot open the durable store: {0}")]
+    Store(#[from] crate::store::OpenError),
     /// A listener could not bind.
     #[error("cannot listen on {addr} (listener `{name}`): {source}")]
     Bind {
@@ -106,7 +109,30 @@ impl Server {
                 source,
             })?;
         let auth = crate::auth::Auth::load(&config)?;
-        let broker = Arc::new(Broker::with_auth(config, auth));
+        let storage = config.storage.clone();
+        let started = std::time::Instant::now();
+        let (store, snapshot) =
+            tokio::task::spawn_blocking(move || crate::store::Store::open(&storage))
+                .await
+                .map_err(|e| crate::store::OpenError::Open {
+                    path: config.storage.dir_path(),
+                    reason: format!("the opening task failed: {e}"),
+                })??;
+        let removed = snapshot.removed;
+        let broker = Arc::new(Broker::with_store(config, auth, store));
+        let restored = crate::restore::restore(&broker, snapshot);
+        if let Some(path) = broker.store.path() {
+            info!(
+                path = %path.display(),
+                retained = restored.retained,
+                sessions = restored.sessions,
+                queued = restored.queued,
+                wills = restored.wills,
+                expired_removed = removed,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "durable state loaded"
+            );
+        }
         broker.set_tls(
             listeners
                 .iter()
@@ -181,6 +207,14 @@ impl Server {
         // Served through the drain, so `/ready` reports 503 until the end.
         if let Some(m) = metrics {
             m.stop().await;
+        }
+        // Every connection has stored its session: write out what is queued, sync, close.
+        let store = self.broker.store.clone();
+        if tokio::task::spawn_blocking(move || store.close())
+            .await
+            .is_err()
+        {
+            warn!("closing the store failed");
         }
         Ok(())
     }

@@ -193,6 +193,10 @@ metrics=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics")
 grep -q 'cauldron_plugin_hook_decisions_total{plugin="api-keys",hook="on-connect",decision="deny"} [1-9]' \
     <<<"$metrics" || fail "metrics show no api-keys denial: $(grep api-keys <<<"$metrics")"
 
+# A retained message, acknowledged at QoS 1, must survive the restart below.
+mosquitto_pub "${mq[@]}" -i state-acme -P "$api_key" -q 1 -r -t tenants/acme/state -m on ||
+    fail "publishing a retained message failed"
+
 # --- SIGTERM -------------------------------------------------------------------------
 t0=$(date +%s%N)
 podman stop -t "$stop_timeout" "$name" >/dev/null 2>"$work/stop.err" ||
@@ -206,5 +210,22 @@ podman logs "$name" 2>&1 | grep -q 'cauldron stopped' || fail "no 'cauldron stop
 podman logs "$name" 2>&1 | grep -qi 'cannot write precompiled plugin' &&
     fail "the plugin cache on the data volume is not writable"
 log "SIGTERM: exit code 0 after ${elapsed_ms} ms"
+
+# --- restart on the same data volume ---------------------------------------------------
+podman start "$name" >/dev/null 2>"$work/start.err" || fail "podman start: $(cat "$work/start.err")"
+ready=false
+for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$metrics_port/ready" >/dev/null 2>&1; then
+        ready=true
+        break
+    fi
+    sleep 0.1
+done
+$ready || fail "/ready did not answer 200 within 10 s after the restart"
+out=$(mosquitto_sub "${mq[@]}" -i state-reader -P "$api_key" -t tenants/acme/state -C 1 -W 10 2>&1) ||
+    fail "no retained message after the restart: $out"
+[ "$out" = "on" ] || fail "retained message after the restart is '$out'"
+log "the retained message survived a container restart (data volume)"
+podman stop -t "$stop_timeout" "$name" >/dev/null 2>&1 || fail "second podman stop failed"
 
 log "PASS ($((SECONDS - started)) s)"

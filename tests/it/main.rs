@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod connect;
 mod delivery;
+mod durable;
 mod flow_control;
 mod interop;
 mod keep_alive;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cauldron::broker::Broker;
-use cauldron::config::{Config, ListenerConfig};
+use cauldron::config::{Config, ListenerConfig, StorageConfig};
 use cauldron::server::Server;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -44,7 +44,13 @@ impl TestBroker {
 
     /// Validates `config` and runs it with its listeners as configured, except that
     /// every bind address becomes 127.0.0.1:0.
+    ///
+    /// A config whose `[storage]` is left at its defaults gets the memory store (tests
+    /// run in parallel; those about durability set a data directory of their own).
     pub async fn start_listeners(mut config: Config) -> TestBroker {
+        if config.storage == StorageConfig::default() {
+            config.storage = StorageConfig::memory();
+        }
         for l in &mut config.listeners {
             l.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         }

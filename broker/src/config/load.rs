@@ -27,7 +27,19 @@ pub fn load(path: Option<&Path>) -> Result<Config, Error> {
             });
         }
     }
-    from_figment(figment(path))
+    let figment = figment(path);
+    let mut config = from_figment(figment.clone())?;
+    // The default data directory sits next to the config file, like every other
+    // relative path in it (and in the working directory without a file).
+    if let Some(path) = path
+        && source_of(&figment, "storage.dir") == DEFAULT_SOURCE
+        && config.storage.dir.original().is_relative()
+    {
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.storage.dir =
+            figment::value::magic::RelativePathBuf::from(base.join(config.storage.dir.original()));
+    }
+    Ok(config)
 }
 
 /// The layered provider used by [`load`]: `Serialized::defaults(Config::default())`, then

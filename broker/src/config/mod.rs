@@ -21,6 +21,9 @@ mod metrics_tests;
 mod plugins;
 #[cfg(test)]
 mod plugins_tests;
+mod storage;
+#[cfg(test)]
+mod storage_tests;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
@@ -40,6 +43,7 @@ pub use listener::{CertUsername, ListenerProtocol, TlsConfig};
 pub use load::{ENV_PREFIX, figment, from_figment, load};
 pub use metrics::MetricsConfig;
 pub use plugins::{FailurePolicy, OnError, PluginConfig, PluginHostConfig};
+pub use storage::{FsyncPolicy, OnCorrupt, StorageBackend, StorageConfig};
 
 /// The documented default configuration file, printed by `cauldron --print-default-config`.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../cauldron.toml");
@@ -66,6 +70,8 @@ pub struct Config {
     pub acl: AclConfig,
     /// The HTTP endpoint for Prometheus metrics and health probes; off by default.
     pub metrics: MetricsConfig,
+    /// Durable state: the data directory, the engine and the fsync policy.
+    pub storage: StorageConfig,
 }
 
 impl Default for Config {
@@ -80,6 +86,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             acl: AclConfig::default(),
             metrics: MetricsConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }

@@ -77,6 +77,13 @@ fn embedded_default_file_spells_out_every_key() {
         "listeners.0.tls",
     ];
     in_code.retain(|k| !unset.contains(&k.as_str()));
+    // A RelativePathBuf serialises as two figment-internal keys; the file has one.
+    for k in &mut in_code {
+        if let Some(base) = k.strip_suffix(".___figment_relative_path") {
+            *k = base.to_owned();
+        }
+    }
+    in_code.retain(|k| !k.ends_with(".___figment_relative_metadata_path"));
     assert_eq!(in_file, in_code);
     for commented in [
         "# response_information = ",

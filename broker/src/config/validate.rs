@@ -76,6 +76,7 @@ impl Config {
         at_least("sys.interval_secs", self.sys.interval_secs, 1)?;
         super::plugins::check_plugins(&self.plugins)?;
         super::metrics::check_metrics(self)?;
+        super::storage::check_storage(&self.storage)?;
         super::auth::check_auth(self)
     }
 }

@@ -133,7 +133,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
     let limits = &broker.config.limits;
     let props = &connect.properties;
     let (keep_alive, server_keep_alive) = keep_alive(broker, &connect);
-    let conn = Conn {
+    let mut conn = Conn {
         broker: Arc::clone(broker),
         conn_id,
         version: v,
@@ -164,7 +164,9 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         auth_entries: entries,
         rules,
         credentials_expire,
+        held: VecDeque::new(),
     };
+    conn.adopt_durability();
     let mut ack = ConnAck {
         // [MQTT-3.2.2-2] / [MQTT-3.2.2-3]
         session_present: present,

@@ -18,8 +18,9 @@ use crate::message::{Delivery, Message, MessageProperties};
 use crate::plugin::{Hook, PublishOutcome};
 use crate::router::Subscriber;
 use crate::session::outbound::AckResult;
-use crate::session::{Qos2Arrival, SessionSubscription};
+use crate::session::{InflightState, Qos2Arrival, SessionSubscription};
 use crate::stats::Stats;
+use crate::store::{Op, Ticket};
 use crate::topic::{FilterKind, TopicName, parse_filter};
 use crate::types::{PacketId, QoS, ReasonCode};
 
@@ -43,14 +44,31 @@ impl Conn {
                 let failed = !a.reason_code.is_success();
                 match self.session.outbound.on_pubrec(a.packet_id, failed) {
                     AckResult::SendPubRel => {
-                        io.encode(&Packet::PubRel(ack(a.packet_id, ReasonCode::SUCCESS)))
+                        // The release phase is stored before PUBREL leaves: after a
+                        // restart the broker sends PUBREL, never the message again.
+                        let seq = self
+                            .session
+                            .outbound
+                            .get(a.packet_id)
+                            .and_then(|f| f.delivery.store_seq);
+                        let ticket = match seq {
+                            Some(seq) => self.store_op(Op::Inflight {
+                                client: self.client_id.clone(),
+                                seq,
+                                packet_id: a.packet_id,
+                                state: InflightState::AwaitingPubComp,
+                            }),
+                            None => Ticket::NONE,
+                        };
+                        let rel = Packet::PubRel(ack(a.packet_id, ReasonCode::SUCCESS));
+                        self.send_after(io, ticket, rel);
                     }
                     // [MQTT-4.3.3-?] a PUBREC for an id not in flight gets PUBREL 0x92
                     AckResult::Unknown if self.version.is_v5() => io.encode(&Packet::PubRel(ack(
                         a.packet_id,
                         ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
                     ))),
-                    _ => {}
+                    result => self.on_ack(result, &a),
                 }
                 Ok(None)
             }
@@ -61,7 +79,17 @@ impl Conn {
                 } else {
                     ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
                 };
-                io.encode(&Packet::PubComp(ack(r.packet_id, code)));
+                // The id is released on disk before PUBCOMP: the client may reuse it.
+                let ticket = if known {
+                    self.store_op(Op::Qos2In {
+                        client: self.client_id.clone(),
+                        packet_id: r.packet_id,
+                        present: false,
+                    })
+                } else {
+                    Ticket::NONE
+                };
+                self.send_after(io, ticket, Packet::PubComp(ack(r.packet_id, code)));
                 Ok(None)
             }
             Packet::PubComp(a) => {
@@ -94,11 +122,19 @@ impl Conn {
     }
 
     fn on_ack(&mut self, result: AckResult, a: &PubResp) {
-        if result == AckResult::Unknown {
-            tracing::debug!(
+        match result {
+            AckResult::Unknown => tracing::debug!(
                 packet_id = a.packet_id.get(),
                 "acknowledgement for an unknown packet id ignored"
-            );
+            ),
+            AckResult::Completed(Some(seq)) => {
+                // Done: a lost removal only means one more delivery after a crash.
+                self.broker.store.submit(Op::Dequeue {
+                    client: self.client_id.clone(),
+                    seq,
+                });
+            }
+            AckResult::Completed(None) | AckResult::SendPubRel => {}
         }
     }
 
@@ -169,12 +205,22 @@ impl Conn {
             }
             return Ok(None);
         };
+        let mut ticket = Ticket::NONE;
         if p.qos == QoS::ExactlyOnce {
             match self.session.on_qos2_publish(id, cfg.limits.receive_maximum) {
-                Ok(Qos2Arrival::New) => {}
+                Ok(Qos2Arrival::New) => {
+                    // Stored with the message: after a restart a retransmission is
+                    // still recognised [MQTT-4.3.3-9].
+                    ticket = self.store_op(Op::Qos2In {
+                        client: self.client_id.clone(),
+                        packet_id: id,
+                        present: true,
+                    });
+                }
                 // [MQTT-4.3.3-9]: a retransmission is acknowledged, not routed again.
                 Ok(Qos2Arrival::Duplicate) => {
-                    io.encode(&Packet::PubRec(ack(id, ReasonCode::SUCCESS)));
+                    let rec = Packet::PubRec(ack(id, ReasonCode::SUCCESS));
+                    self.send_after(io, Ticket::NONE, rec);
                     return Ok(None);
                 }
                 Err(e) => {
@@ -187,7 +233,8 @@ impl Conn {
         }
         let code = match self.run_publish_hooks(message).await {
             Ok(message) => {
-                self.broker.publish(message);
+                // Acknowledged once every persistent session it reached has it on disk.
+                ticket = ticket.max(self.broker.publish(message).ticket);
                 ReasonCode::SUCCESS
             }
             // MQTT 3.1.1 has no negative acknowledgement: the message is dropped (counted
@@ -204,11 +251,12 @@ impl Conn {
                 code
             }
         };
-        if p.qos == QoS::AtLeastOnce {
-            io.encode(&Packet::PubAck(ack(id, code)));
+        let answer = if p.qos == QoS::AtLeastOnce {
+            Packet::PubAck(ack(id, code))
         } else {
-            io.encode(&Packet::PubRec(ack(id, code)));
-        }
+            Packet::PubRec(ack(id, code))
+        };
+        self.send_after(io, ticket, answer);
         Ok(None)
     }
 
@@ -280,18 +328,17 @@ impl Conn {
         p: &Publish,
         reason: ReasonCode,
     ) -> Handled {
-        match (p.qos, p.packet_id, self.version.is_v5()) {
-            (QoS::AtLeastOnce, Some(id), true) => io.encode(&Packet::PubAck(ack(id, reason))),
-            (QoS::ExactlyOnce, Some(id), true) => io.encode(&Packet::PubRec(ack(id, reason))),
-            (QoS::AtLeastOnce, Some(id), false) => {
-                io.encode(&Packet::PubAck(ack(id, ReasonCode::SUCCESS)))
-            }
+        let answer = match (p.qos, p.packet_id, self.version.is_v5()) {
+            (QoS::AtLeastOnce, Some(id), true) => Packet::PubAck(ack(id, reason)),
+            (QoS::ExactlyOnce, Some(id), true) => Packet::PubRec(ack(id, reason)),
+            (QoS::AtLeastOnce, Some(id), false) => Packet::PubAck(ack(id, ReasonCode::SUCCESS)),
             (QoS::ExactlyOnce, Some(id), false) => {
                 self.session.inbound_qos2.insert(id);
-                io.encode(&Packet::PubRec(ack(id, ReasonCode::SUCCESS)))
+                Packet::PubRec(ack(id, ReasonCode::SUCCESS))
             }
-            _ => {}
-        }
+            _ => return Ok(None),
+        };
+        self.send_after(io, Ticket::NONE, answer);
         Ok(None)
     }
 
@@ -352,6 +399,7 @@ impl Conn {
                     outbox: self.outbox_tx.clone(),
                     options,
                     subscription_id: sub_id,
+                    durable: Arc::clone(&self.session.durable),
                 },
             );
             self.session.subscriptions.insert(
@@ -380,17 +428,25 @@ impl Conn {
                         retain: true,
                         subscription_ids: sub_id.into_iter().collect(),
                         message: m,
+                        store_seq: None,
                     });
                 }
             }
             codes.push(ReasonCode(options.qos.as_u8()));
         }
+        // A persistent session's subscriptions are on disk before SUBACK.
+        let ticket = if codes.iter().any(|c| c.is_success()) {
+            self.persist_session()
+        } else {
+            Ticket::NONE
+        };
         // [MQTT-3.8.4-1] SUBACK, with one code per filter in order [MQTT-3.8.4-6]
-        io.encode(&Packet::SubAck(SubAck {
+        let suback = Packet::SubAck(SubAck {
             packet_id: s.packet_id,
             properties: AckProperties::default(),
             reason_codes: codes,
-        }));
+        });
+        self.send_after(io, ticket, suback);
         self.pending.extend(retained);
         Ok(None)
     }
@@ -446,12 +502,18 @@ impl Conn {
             };
             codes.push(code);
         }
+        let ticket = if codes.contains(&ReasonCode::SUCCESS) {
+            self.persist_session()
+        } else {
+            Ticket::NONE
+        };
         // [MQTT-3.10.4-4] UNSUBACK even when nothing matched
-        io.encode(&Packet::UnsubAck(UnsubAck {
+        let unsuback = Packet::UnsubAck(UnsubAck {
             packet_id: u.packet_id,
             properties: AckProperties::default(),
             reason_codes: codes,
-        }));
+        });
+        self.send_after(io, ticket, unsuback);
         Ok(None)
     }
 

@@ -6,6 +6,7 @@
 //! into one buffer and written together. This is the only layer that does I/O.
 
 mod connect;
+mod durable;
 mod inbound;
 mod outbound;
 mod state;
@@ -168,6 +169,7 @@ async fn run<S: AsyncRead + AsyncWrite>(
         End::Io(e) => debug!(error = %e, "connection i/o error"),
     }
     if !matches!(end, End::Io(_)) {
+        conn.flush_held(&mut io).await;
         let _ = timeout(FLUSH_TIMEOUT, io.flush(&conn.broker)).await;
     }
     let _ = io.writer.shutdown().await;
@@ -211,9 +213,11 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
     }
     let kick = conn.kick.clone();
     let expire = conn.credentials_expire;
+    let store = conn.broker.store.clone();
     loop {
         let keep_alive = conn.keep_alive_deadline();
         let can_pull = conn.can_pull(io);
+        let held = conn.held_front();
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
@@ -221,6 +225,11 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
                 return End::Shutdown;
             }
             _ = kick.cancelled() => return End::TakenOver,
+            _ = store.wait(held.unwrap_or_default()), if held.is_some() => {
+                if let Some(end) = conn.release_held(io) {
+                    return end;
+                }
+            }
             res = write_some(&mut io.writer, &mut io.wbuf, &mut io.unflushed), if !io.wbuf.is_empty() || io.unflushed => {
                 match res {
                     Ok(n) => Stats::add(&conn.broker.stats.bytes_sent, n as u64),

@@ -14,6 +14,7 @@ use crate::codec::{self, Packet, Publish, PublishProperties};
 use crate::message::Delivery;
 use crate::session::InflightState;
 use crate::stats::Stats;
+use crate::store::{Op, Ticket};
 use crate::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
 
 impl Conn {
@@ -55,6 +56,7 @@ impl Conn {
         if d.message.is_expired(now) {
             // [MQTT-3.3.2-5] an expired message is not delivered
             Stats::incr(&self.broker.stats.dropped_expired);
+            self.forget(&d);
             return;
         }
         if let Some(rules) = &self.rules
@@ -63,6 +65,7 @@ impl Conn {
             // A deny rule covers this topic inside a filter the chain granted.
             Stats::incr(&self.broker.stats.acl_denied_delivery);
             tracing::debug!(topic = %d.message.topic, "delivery withheld by an acl deny rule");
+            self.forget(&d);
             return;
         }
         let packet_id = (d.qos != QoS::AtMostOnce).then(|| self.session.outbound.next_packet_id());
@@ -73,6 +76,7 @@ impl Conn {
         if size > self.client_max_packet as usize {
             Stats::incr(&self.broker.stats.dropped_too_large);
             tracing::debug!(topic = %d.message.topic, size, max = self.client_max_packet, "message larger than the client's maximum packet size dropped");
+            self.forget(&d);
             return;
         }
         if self.version.is_v5()
@@ -80,12 +84,42 @@ impl Conn {
         {
             self.apply_outbound_alias(publish, &d.message.topic);
         }
-        io.encode(&packet);
+        // A stored delivery records its packet id; a QoS 2 one leaves only once that is
+        // on disk, so that after a restart it goes out again under the same id and the
+        // client recognises it [MQTT-4.3.3-?] (exactly once across a crash).
+        let mut ticket = Ticket::NONE;
+        if let (Some(id), Some(seq)) = (packet_id, d.store_seq) {
+            let state = if d.qos == QoS::ExactlyOnce {
+                InflightState::AwaitingPubRec
+            } else {
+                InflightState::AwaitingPubAck
+            };
+            let t = self.store_op(Op::Inflight {
+                client: self.client_id.clone(),
+                seq,
+                packet_id: id,
+                state,
+            });
+            if d.qos == QoS::ExactlyOnce {
+                ticket = t;
+            }
+        }
+        self.send_after(io, ticket, packet);
         self.broker
             .stats
             .publish_sent(d.qos, d.message.payload.len());
         if let Some(id) = packet_id {
             self.session.outbound.push(id, d);
+        }
+    }
+
+    /// A stored delivery that will never be sent leaves the store.
+    fn forget(&self, d: &Delivery) {
+        if let Some(seq) = d.store_seq {
+            self.broker.store.submit(Op::Dequeue {
+                client: self.client_id.clone(),
+                seq,
+            });
         }
     }
 

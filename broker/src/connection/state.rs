@@ -118,6 +118,8 @@ pub struct Conn {
     pub(crate) rules: Option<Arc<crate::auth::chain::SessionRules>>,
     /// When the credentials (a JWT) expire; the broker disconnects then.
     pub(crate) credentials_expire: Option<Instant>,
+    /// Packets waiting for the store (see `durable.rs`), in sending order.
+    pub(crate) held: VecDeque<(crate::store::Ticket, codec::Packet)>,
 }
 
 impl Conn {
@@ -183,7 +185,16 @@ impl Conn {
             outbox_rx: self.outbox_rx,
             expires_at: (expiry != u32::MAX).then(|| now + Duration::from_secs(u64::from(expiry))),
             delayed_will,
+            offline_since: std::time::SystemTime::now(),
         };
+        if stored.session.durable.generation().is_some() {
+            // Offline from now: the expiry (and a delayed will) count from here, also
+            // across a restart.
+            broker.store.submit(crate::store::Op::SessionPut(
+                self.client_id.clone(),
+                Box::new(stored.record()),
+            ));
+        }
         if let Released::Dropped(Some(stored)) =
             broker
                 .registry

@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 
 use crate::codec::SubscriptionOptions;
 use crate::message::{Delivery, Message};
+use crate::session::Durable;
+use crate::store::{Op, Store, Ticket};
 use crate::topic::TopicFilter;
 use crate::types::{ClientId, QoS};
 use tree::SubscriptionTree;
@@ -32,6 +34,9 @@ pub struct Subscriber {
     pub options: SubscriptionOptions,
     /// MQTT 5 Subscription Identifier, if any.
     pub subscription_id: Option<u32>,
+    /// The session's store state: QoS 1 and 2 deliveries to a durable session are
+    /// queued in the store before they enter the outbox.
+    pub durable: Arc<Durable>,
 }
 
 /// A shared subscription group (`$share/{group}/{filter}`) [MQTT-4.8.2].
@@ -54,6 +59,9 @@ pub struct RouteOutcome {
     pub delivered: usize,
     /// Deliveries dropped because an outbox was full.
     pub dropped: usize,
+    /// What to wait for before the message counts as stored for every durable session
+    /// it reached.
+    pub ticket: Ticket,
 }
 
 /// The subscription index.
@@ -66,6 +74,7 @@ pub struct Router {
 struct Pending<'a> {
     client: &'a ClientId,
     outbox: &'a Outbox,
+    durable: &'a Durable,
     qos: QoS,
     retain_as_published: bool,
     subscription_ids: Vec<u32>,
@@ -146,7 +155,7 @@ impl Router {
 
     /// Sends `message` to every matching session, once per session with the highest
     /// granted QoS and all matching subscription identifiers.
-    pub fn route(&self, message: &Arc<Message>) -> RouteOutcome {
+    pub fn route(&self, message: &Arc<Message>, store: &Store) -> RouteOutcome {
         let index = self.read();
         let mut pending: Vec<Pending<'_>> = Vec::new();
         index
@@ -166,6 +175,7 @@ impl Router {
                     None => pending.push(Pending {
                         client,
                         outbox: &sub.outbox,
+                        durable: &sub.durable,
                         qos,
                         retain_as_published: sub.options.retain_as_published,
                         subscription_ids: sub.subscription_id.into_iter().collect(),
@@ -180,11 +190,12 @@ impl Router {
                 // [MQTT-3.3.1-12] / [MQTT-3.3.1-13]: retain cleared unless Retain As Published.
                 retain: p.retain_as_published && message.retain,
                 subscription_ids: p.subscription_ids,
+                store_seq: None,
             };
-            count(&mut outcome, p.outbox.try_send(delivery));
+            send(&mut outcome, store, p.client, p.durable, p.outbox, delivery);
         }
         index.shared.for_each_match(&message.topic, |_, _, group| {
-            route_shared(group, message, &mut outcome);
+            route_shared(group, message, store, &mut outcome);
         });
         outcome
     }
@@ -200,18 +211,64 @@ impl Router {
     }
 }
 
-fn count(outcome: &mut RouteOutcome, result: Result<(), mpsc::error::TrySendError<Delivery>>) {
+/// Queues a delivery in the store first when it goes to a durable session at QoS 1 or
+/// 2 (so that the store sees it before the subscriber can acknowledge it), then offers
+/// it to the outbox; a refused delivery leaves the store again. True when delivered.
+fn send(
+    outcome: &mut RouteOutcome,
+    store: &Store,
+    client: &ClientId,
+    durable: &Durable,
+    outbox: &Outbox,
+    mut delivery: Delivery,
+) -> bool {
+    let generation = durable
+        .generation()
+        .filter(|_| delivery.qos != QoS::AtMostOnce && store.is_durable());
+    let mut ticket = Ticket::NONE;
+    if let Some(generation) = generation {
+        let seq = store.next_seq();
+        delivery.store_seq = Some(seq);
+        ticket = store.submit(Op::Enqueue {
+            client: client.clone(),
+            generation,
+            seq,
+            delivery: delivery.clone(),
+        });
+    }
+    let seq = delivery.store_seq;
+    let result = outbox.try_send(delivery);
+    if result.is_err()
+        && let Some(seq) = seq
+    {
+        store.submit(Op::Dequeue {
+            client: client.clone(),
+            seq,
+        });
+    }
     match result {
-        Ok(()) => outcome.delivered += 1,
-        Err(mpsc::error::TrySendError::Full(_)) => outcome.dropped += 1,
+        Ok(()) => {
+            outcome.delivered += 1;
+            outcome.ticket = outcome.ticket.max(ticket);
+            true
+        }
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            outcome.dropped += 1;
+            false
+        }
         // The session ended between lookup and send; its subscriptions are being removed.
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
 
 /// Round-robin over the group's members, skipping members whose outbox is full or
 /// closed, so each message reaches exactly one member [MQTT-4.8.2-?].
-fn route_shared(group: &SharedGroup, message: &Arc<Message>, outcome: &mut RouteOutcome) {
+fn route_shared(
+    group: &SharedGroup,
+    message: &Arc<Message>,
+    store: &Store,
+    outcome: &mut RouteOutcome,
+) {
     let n = group.members.len();
     if n == 0 {
         return;
@@ -228,15 +285,22 @@ fn route_shared(group: &SharedGroup, message: &Arc<Message>, outcome: &mut Route
             qos: message.qos.min(sub.options.qos),
             retain: sub.options.retain_as_published && message.retain,
             subscription_ids: sub.subscription_id.into_iter().collect(),
+            store_seq: None,
         };
-        match sub.outbox.try_send(delivery) {
-            Ok(()) => {
-                outcome.delivered += 1;
-                return;
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => full = true,
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        let mut attempt = RouteOutcome::default();
+        if send(
+            &mut attempt,
+            store,
+            client,
+            &sub.durable,
+            &sub.outbox,
+            delivery,
+        ) {
+            outcome.delivered += 1;
+            outcome.ticket = outcome.ticket.max(attempt.ticket);
+            return;
         }
+        full |= attempt.dropped > 0;
     }
     if full {
         outcome.dropped += 1;

@@ -9,6 +9,8 @@
 pub mod outbound;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytestring::ByteString;
 
@@ -48,6 +50,27 @@ pub enum Qos2Arrival {
     Duplicate,
 }
 
+/// Whether a session's changes are written to the durable store, and under which
+/// generation; shared with the session's router subscriptions, which queue deliveries
+/// in the store while it is set.
+#[derive(Debug, Default)]
+pub struct Durable(AtomicU64);
+
+impl Durable {
+    /// The generation, when the session is durable.
+    pub fn generation(&self) -> Option<u64> {
+        match self.0.load(Ordering::Acquire) {
+            0 => None,
+            g => Some(g),
+        }
+    }
+
+    /// Makes the session durable under `generation` (non-zero), or not (`None`).
+    pub fn set(&self, generation: Option<u64>) {
+        self.0.store(generation.unwrap_or(0), Ordering::Release);
+    }
+}
+
 /// The session state.
 #[derive(Debug)]
 pub struct Session {
@@ -61,6 +84,8 @@ pub struct Session {
     pub inbound_qos2: HashSet<PacketId>,
     /// Session Expiry Interval in seconds (0: ends with the connection; `u32::MAX`: never).
     pub expiry_interval_secs: u32,
+    /// Whether (and as which generation) the session is in the durable store.
+    pub durable: Arc<Durable>,
 }
 
 impl Session {
@@ -72,6 +97,7 @@ impl Session {
             outbound: Outbound::default(),
             inbound_qos2: HashSet::new(),
             expiry_interval_secs,
+            durable: Arc::default(),
         }
     }
 

@@ -39,8 +39,9 @@ pub struct Outbound {
 /// Result of an acknowledgement from the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckResult {
-    /// The flow for this id is complete (PUBACK, PUBCOMP, or PUBREC with an error code).
-    Completed,
+    /// The flow for this id is complete (PUBACK, PUBCOMP, or PUBREC with an error code);
+    /// carries the delivery's store entry, if it has one.
+    Completed(Option<u64>),
     /// PUBREC accepted: send PUBREL now.
     SendPubRel,
     /// No message in flight has this id in a matching state: ignore it.
@@ -74,6 +75,21 @@ impl Outbound {
                 return id;
             }
         }
+    }
+
+    /// Restores a message in flight when a session is read back from the store.
+    pub fn restore(&mut self, packet_id: PacketId, delivery: Delivery, state: InflightState) {
+        self.last_id = self.last_id.max(packet_id.get());
+        self.inflight.push_back(Inflight {
+            packet_id,
+            delivery,
+            state,
+        });
+    }
+
+    /// The in-flight entry with `packet_id`.
+    pub fn get(&self, packet_id: PacketId) -> Option<&Inflight> {
+        self.inflight.iter().find(|f| f.packet_id == packet_id)
     }
 
     /// Records a message just sent with `packet_id`.
@@ -128,8 +144,7 @@ impl Outbound {
             .position(|f| f.packet_id == packet_id && f.state == state)
         {
             Some(pos) => {
-                self.inflight.remove(pos);
-                AckResult::Completed
+                AckResult::Completed(self.inflight.remove(pos).and_then(|f| f.delivery.store_seq))
             }
             None => AckResult::Unknown,
         }
@@ -158,6 +173,7 @@ mod tests {
             qos,
             retain: false,
             subscription_ids: vec![],
+            store_seq: None,
         }
     }
 
@@ -180,7 +196,7 @@ mod tests {
         assert_eq!(o.on_pubcomp(id), AckResult::Unknown);
         assert_eq!(o.on_pubrec(id, false), AckResult::SendPubRel);
         assert_eq!(o.on_pubrec(id, false), AckResult::SendPubRel);
-        assert_eq!(o.on_pubcomp(id), AckResult::Completed);
+        assert_eq!(o.on_pubcomp(id), AckResult::Completed(None));
         assert!(o.is_empty());
     }
 
@@ -193,7 +209,10 @@ mod tests {
         }
         assert!(!o.has_room(2));
         assert!(o.has_room(3));
-        assert_eq!(o.on_puback(PacketId::new(1).unwrap()), AckResult::Completed);
+        assert_eq!(
+            o.on_puback(PacketId::new(1).unwrap()),
+            AckResult::Completed(None)
+        );
         assert!(o.has_room(2));
     }
 
@@ -202,7 +221,7 @@ mod tests {
         let mut o = Outbound::default();
         let id = o.next_packet_id();
         o.push(id, delivery(QoS::ExactlyOnce));
-        assert_eq!(o.on_pubrec(id, true), AckResult::Completed);
+        assert_eq!(o.on_pubrec(id, true), AckResult::Completed(None));
         assert!(o.is_empty());
     }
 }

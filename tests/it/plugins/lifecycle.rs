@@ -110,6 +110,7 @@ async fn failed_reload_keeps_the_running_chain() {
 async fn bind_error(chain: Vec<PluginConfig>) -> String {
     let mut config = Config::default();
     config.listeners[0].bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.storage = cauldron::config::StorageConfig::memory();
     config.plugins = chain;
     config
         .validate()

@@ -1,0 +1,346 @@
+//! The store against real files: what goes in comes back after close and reopen,
+//! housekeeping at start, damaged files and records, tickets.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use figment::value::magic::RelativePathBuf;
+
+use super::record::{self, MessageRecord, SessionRecord, SubscriptionRecord};
+use super::*;
+use crate::codec::{RetainHandling, SubscriptionOptions};
+use crate::message::MessageProperties;
+use crate::session::SessionSubscription;
+use crate::topic::TopicFilter;
+use crate::types::QoS;
+
+fn config(dir: &Path) -> StorageConfig {
+    StorageConfig {
+        dir: RelativePathBuf::from(dir.to_path_buf()),
+        ..StorageConfig::default()
+    }
+}
+
+fn message(topic: &str, payload: &'static [u8]) -> Message {
+    Message {
+        topic: TopicName::new(topic).unwrap(),
+        payload: Bytes::from_static(payload),
+        qos: QoS::AtLeastOnce,
+        retain: true,
+        properties: MessageProperties::default(),
+        expires_at: None,
+        publisher: Some(ClientId::new("pub")),
+    }
+}
+
+fn delivery(m: Message, qos: QoS) -> Delivery {
+    Delivery {
+        message: Arc::new(m),
+        qos,
+        retain: false,
+        subscription_ids: vec![7],
+        store_seq: None,
+    }
+}
+
+fn session_record(generation: u64, offline_since_ms: Option<u64>, expiry: u32) -> SessionRecord {
+    let sub = SessionSubscription {
+        share_group: None,
+        filter: TopicFilter::new("a/+").unwrap(),
+        options: SubscriptionOptions {
+            qos: QoS::ExactlyOnce,
+            no_local: true,
+            retain_as_published: false,
+            retain_handling: RetainHandling::OnNewSubscribe,
+        },
+        subscription_id: Some(7),
+    };
+    SessionRecord {
+        generation,
+        expiry_interval_secs: expiry,
+        subscriptions: vec![SubscriptionRecord::new("a/+", &sub)],
+        offline_since_ms,
+        delayed_will: None,
+    }
+}
+
+fn pid(n: u16) -> PacketId {
+    PacketId::new(n).unwrap()
+}
+
+async fn submit_and_wait(store: &Store, ops: Vec<Op>) {
+    let t = store.submit_all(ops);
+    assert!(!t.is_none(), "group commit makes acknowledgements wait");
+    store.wait(t).await.expect("durable");
+}
+
+#[tokio::test]
+async fn everything_written_comes_back_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let (store, snap) = Store::open(&cfg).unwrap();
+    assert!(snap.retained.is_empty() && snap.sessions.is_empty());
+    let c = ClientId::new("c1");
+    let g = store.next_seq();
+    let (s1, s2, s3) = (store.next_seq(), store.next_seq(), store.next_seq());
+    submit_and_wait(
+        &store,
+        vec![
+            Op::RetainPut(Arc::new(message("r/1", b"one"))),
+            Op::RetainPut(Arc::new(message("r/2", b"two"))),
+            Op::RetainDelete(TopicName::new("r/2").unwrap()),
+            Op::SessionPut(c.clone(), Box::new(session_record(g, None, 3600))),
+            Op::Enqueue {
+                client: c.clone(),
+                generation: g,
+                seq: s1,
+                delivery: delivery(message("a/1", b"first"), QoS::ExactlyOnce),
+            },
+            Op::Enqueue {
+                client: c.clone(),
+                generation: g,
+                seq: s2,
+                delivery: delivery(message("a/2", b"second"), QoS::AtLeastOnce),
+            },
+            Op::Enqueue {
+                client: c.clone(),
+                generation: g,
+                seq: s3,
+                delivery: delivery(message("a/3", b"third"), QoS::AtLeastOnce),
+            },
+            Op::Inflight {
+                client: c.clone(),
+                seq: s1,
+                packet_id: pid(5),
+                state: InflightState::AwaitingPubComp,
+            },
+            Op::Dequeue {
+                client: c.clone(),
+                seq: s2,
+            },
+            Op::Qos2In {
+                client: c.clone(),
+                packet_id: pid(9),
+                present: true,
+            },
+            Op::Qos2In {
+                client: c.clone(),
+                packet_id: pid(10),
+                present: true,
+            },
+            Op::Qos2In {
+                client: c.clone(),
+                packet_id: pid(10),
+                present: false,
+            },
+        ],
+    )
+    .await;
+    store.close();
+
+    let (store, snap) = Store::open(&cfg).unwrap();
+    assert_eq!(snap.retained.len(), 1);
+    assert_eq!(snap.retained[0].payload, Bytes::from_static(b"one"));
+    assert_eq!(snap.sessions.len(), 1);
+    let s = &snap.sessions[0];
+    assert_eq!(s.client_id, c);
+    assert_eq!(s.record.generation, g);
+    // connected when it stopped: offline from the restart on
+    assert!(s.record.offline_since_ms.is_some());
+    let (key, sub) = s.record.subscriptions[0]
+        .clone()
+        .into_subscription()
+        .unwrap();
+    assert_eq!(&*key, "a/+");
+    assert!(sub.options.no_local && sub.options.qos == QoS::ExactlyOnce);
+    let queue: Vec<_> = s
+        .queue
+        .iter()
+        .map(|(d, st)| (d.store_seq, d.message.payload.clone(), *st))
+        .collect();
+    assert_eq!(
+        queue,
+        vec![
+            (
+                Some(s1),
+                Bytes::from_static(b"first"),
+                Some((pid(5), InflightState::AwaitingPubComp))
+            ),
+            (Some(s3), Bytes::from_static(b"third"), None),
+        ]
+    );
+    assert_eq!(s.queue[0].0.subscription_ids, vec![7]);
+    assert_eq!(s.inbound_qos2, vec![pid(9)]);
+    // sequence numbers continue after the highest one stored
+    assert!(store.next_seq() > s3);
+    store.close();
+}
+
+#[tokio::test]
+async fn start_up_removes_what_expired_and_returns_due_wills() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let (store, _) = Store::open(&cfg).unwrap();
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let now_ms = record::unix_ms(wall);
+    let mut short = message("r/short", b"gone");
+    short.expires_at = Some(now + Duration::from_millis(1));
+    let live = ClientId::new("live");
+    let dead = ClientId::new("dead");
+    let willing = ClientId::new("willing");
+    let will = MessageRecord::from_message(&message("will/w", b"bye"), now, wall);
+    let mut with_will = session_record(30, Some(now_ms), 3600);
+    with_will.delayed_will = Some((will.clone(), now_ms.saturating_sub(1)));
+    let mut expired_with_will = session_record(20, Some(now_ms - 10_000), 5);
+    expired_with_will.delayed_will = Some((will, now_ms + 60_000));
+    submit_and_wait(
+        &store,
+        vec![
+            Op::RetainPut(Arc::new(short)),
+            Op::RetainPut(Arc::new(message("r/long", b"kept"))),
+            Op::SessionPut(
+                live.clone(),
+                Box::new(session_record(10, Some(now_ms), 3600)),
+            ),
+            Op::SessionPut(dead.clone(), Box::new(expired_with_will)),
+            Op::SessionPut(willing.clone(), Box::new(with_will)),
+            // queued for an older generation of `live`: an orphan
+            Op::Enqueue {
+                client: live.clone(),
+                generation: 9,
+                seq: 100,
+                delivery: delivery(message("a/x", b"old"), QoS::AtLeastOnce),
+            },
+            Op::Enqueue {
+                client: dead.clone(),
+                generation: 20,
+                seq: 101,
+                delivery: delivery(message("a/y", b"dead"), QoS::AtLeastOnce),
+            },
+        ],
+    )
+    .await;
+    store.close();
+    std::thread::sleep(Duration::from_millis(5));
+
+    let (store, snap) = Store::open(&cfg).unwrap();
+    let topics: Vec<_> = snap.retained.iter().map(|m| m.topic.to_string()).collect();
+    assert_eq!(topics, ["r/long"]);
+    let clients: Vec<_> = snap
+        .sessions
+        .iter()
+        .map(|s| s.client_id.to_string())
+        .collect();
+    assert_eq!(clients, ["live", "willing"]);
+    assert!(snap.sessions.iter().all(|s| s.queue.is_empty()));
+    assert!(
+        snap.sessions
+            .iter()
+            .all(|s| s.record.delayed_will.is_none()),
+        "a will that fell due leaves the record"
+    );
+    // the due will of `willing` and the will of the expired session `dead`
+    assert_eq!(snap.due_wills.len(), 2);
+    assert_eq!(
+        snap.removed, 4,
+        "short retained, dead session, two queue entries"
+    );
+    store.close();
+
+    // and the removals were written: a second start finds nothing more to do
+    let (store, snap) = Store::open(&cfg).unwrap();
+    assert_eq!(snap.removed, 0);
+    assert!(snap.due_wills.is_empty(), "a will goes out once");
+    store.close();
+}
+
+#[test]
+fn a_damaged_file_is_an_error_naming_it_unless_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    std::fs::write(&path, vec![0xA5; 64 * 1024]).unwrap();
+    let err = Store::open(&config(dir.path())).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert!(text.contains("move-aside"), "{text}");
+
+    let cfg = StorageConfig {
+        on_corrupt: OnCorrupt::MoveAside,
+        ..config(dir.path())
+    };
+    let (store, snap) = Store::open(&cfg).expect("starts empty");
+    assert!(snap.retained.is_empty());
+    store.close();
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("cauldron.redb.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the bad file is kept for inspection");
+}
+
+#[test]
+fn an_unreadable_record_names_table_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("retained");
+            let mut t = txn.open_table(def).unwrap();
+            t.insert("bad/topic", [record::FORMAT, 0xff, 0xff].as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let err = Store::open(&config(dir.path())).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("retained") && text.contains("bad/topic"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_second_broker_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(&config(dir.path())).unwrap();
+    let err = Store::open(&config(dir.path())).unwrap_err();
+    assert!(err.to_string().contains("another"), "{err}");
+    store.close();
+}
+
+#[tokio::test]
+async fn tickets_after_close_fail_and_memory_never_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(&config(dir.path())).unwrap();
+    store.close();
+    let t = store.submit(Op::RetainDelete(TopicName::new("x").unwrap()));
+    assert_eq!(store.wait(t).await, Err(WriteError::Closed));
+
+    let memory = Store::memory();
+    assert!(!memory.is_durable());
+    let t = memory.submit(Op::RetainDelete(TopicName::new("x").unwrap()));
+    assert!(t.is_none());
+    assert_eq!(memory.poll(t), Some(Ok(())));
+}
+
+#[tokio::test]
+async fn periodic_fsync_does_not_make_anyone_wait_but_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StorageConfig {
+        fsync: FsyncPolicy::Periodic,
+        ..config(dir.path())
+    };
+    let (store, _) = Store::open(&cfg).unwrap();
+    let t = store.submit(Op::RetainPut(Arc::new(message("p/1", b"x"))));
+    assert!(t.is_none());
+    store.close();
+    let (store, snap) = Store::open(&cfg).unwrap();
+    assert_eq!(snap.retained.len(), 1, "a clean close syncs");
+    store.close();
+}

@@ -76,38 +76,7 @@ pub struct Server {
 impl Server {
     /// Binds every configured listener.
     pub async fn bind(config: Config) -> Result<Server, Error> {
-        let mut listeners = Vec::new();
-        for l in &config.listeners {
-            let transport =
-                Transport::from_config(l, config.limits.max_packet_bytes).map_err(|source| {
-                    Error::Tls {
-                        name: l.name.clone(),
-                        source,
-                    }
-                })?;
-            let socket = TcpListener::bind(l.bind)
-                .await
-                .map_err(|source| Error::Bind {
-                    name: l.name.clone(),
-                    addr: l.bind,
-                    source,
-                })?;
-            let limit =
-                (l.max_connections > 0).then(|| Arc::new(Semaphore::new(l.max_connections)));
-            listeners.push(Listener {
-                name: l.name.clone(),
-                socket,
-                limit,
-                transport: Arc::new(transport),
-            });
-        }
-        let metrics = crate::metrics::Endpoint::bind(&config.metrics)
-            .await
-            .map_err(|source| Error::Bind {
-                name: "metrics".to_owned(),
-                addr: config.metrics.bind,
-                source,
-            })?;
+        let (listeners, metrics) = bind_listeners(&config).await?;
         let auth = crate::auth::Auth::load(&config)?;
         let storage = config.storage.clone();
         let started = std::time::Instant::now();
@@ -118,6 +87,31 @@ impl Server {
                     path: config.storage.dir_path(),
                     reason: format!("the opening task failed: {e}"),
                 })??;
+        Self::bind_parts(config, auth, listeners, metrics, store, snapshot, started).await
+    }
+
+    /// Like [`Server::bind`], on a store opened by the caller (tests use engines of
+    /// their own); `config.storage` is not used.
+    pub async fn bind_with_store(
+        config: Config,
+        store: crate::store::Store,
+        snapshot: crate::store::Snapshot,
+    ) -> Result<Server, Error> {
+        let (listeners, metrics) = bind_listeners(&config).await?;
+        let auth = crate::auth::Auth::load(&config)?;
+        let started = std::time::Instant::now();
+        Self::bind_parts(config, auth, listeners, metrics, store, snapshot, started).await
+    }
+
+    async fn bind_parts(
+        config: Config,
+        auth: crate::auth::Auth,
+        listeners: Vec<Listener>,
+        metrics: Option<crate::metrics::Endpoint>,
+        store: crate::store::Store,
+        snapshot: crate::store::Snapshot,
+        started: std::time::Instant,
+    ) -> Result<Server, Error> {
         let removed = snapshot.removed;
         let broker = Arc::new(Broker::with_store(config, auth, store));
         let restored = crate::restore::restore(&broker, snapshot);
@@ -218,6 +212,44 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Binds every configured listener and the metrics endpoint.
+async fn bind_listeners(
+    config: &Config,
+) -> Result<(Vec<Listener>, Option<crate::metrics::Endpoint>), Error> {
+    let mut listeners = Vec::new();
+    for l in &config.listeners {
+        let transport =
+            Transport::from_config(l, config.limits.max_packet_bytes).map_err(|source| {
+                Error::Tls {
+                    name: l.name.clone(),
+                    source,
+                }
+            })?;
+        let socket = TcpListener::bind(l.bind)
+            .await
+            .map_err(|source| Error::Bind {
+                name: l.name.clone(),
+                addr: l.bind,
+                source,
+            })?;
+        let limit = (l.max_connections > 0).then(|| Arc::new(Semaphore::new(l.max_connections)));
+        listeners.push(Listener {
+            name: l.name.clone(),
+            socket,
+            limit,
+            transport: Arc::new(transport),
+        });
+    }
+    let metrics = crate::metrics::Endpoint::bind(&config.metrics)
+        .await
+        .map_err(|source| Error::Bind {
+            name: "metrics".to_owned(),
+            addr: config.metrics.bind,
+            source,
+        })?;
+    Ok((listeners, metrics))
 }
 
 async fn accept_loop(

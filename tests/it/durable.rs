@@ -223,3 +223,137 @@ async fn a_delayed_will_survives_a_restart() {
     o.expect_no_packet(QUIET).await;
     broker.stop().await;
 }
+
+/// An engine that stores nothing and fails every write while `full` is set, with the
+/// error a full disk gives.
+struct FullDisk {
+    full: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl cauldron::store::Engine for FullDisk {
+    fn load(
+        &mut self,
+        _: std::time::Instant,
+        _: std::time::SystemTime,
+    ) -> Result<cauldron::store::Snapshot, cauldron::store::OpenError> {
+        Ok(cauldron::store::Snapshot::default())
+    }
+
+    fn apply(
+        &mut self,
+        _: &[cauldron::store::Op],
+        _: bool,
+    ) -> Result<(), cauldron::store::WriteError> {
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(cauldron::store::WriteError::NoSpace);
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), cauldron::store::WriteError> {
+        self.apply(&[], true)
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_durable_publishes_instead_of_acknowledging_them() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let full = std::sync::Arc::new(AtomicBool::new(false));
+    let config = Config::default();
+    let (store, snapshot) = cauldron::store::Store::start(
+        Box::new(FullDisk {
+            full: std::sync::Arc::clone(&full),
+        }),
+        cauldron::store::Snapshot::default(),
+        &config.storage,
+        None,
+    )
+    .expect("store");
+    let broker = TestBroker::start_with_store(config, store, snapshot).await;
+    let (mut durable, _) = RawClient::connect_with(broker.addr, &persistent5("keeper", 3600)).await;
+    assert_eq!(durable.subscribe("disk/kept", 1).await, [1]);
+    let mut clean = RawClient::connect_v311(broker.addr, "clean").await;
+    clean.subscribe("disk/volatile", 1).await;
+    let (mut p5, _) = RawClient::connect_v5(broker.addr, "p5", Props::new()).await;
+
+    full.store(true, Ordering::SeqCst);
+    // A message that must reach a persistent session is refused with 0x97 (quota
+    // exceeded), QoS 1 and QoS 2 alike.
+    assert_eq!(
+        p5.publish(Publish::new("disk/kept", b"x").v5().qos(1, 0))
+            .await,
+        0x97
+    );
+    assert_eq!(
+        p5.publish(Publish::new("disk/kept", b"y").v5().qos(2, 0))
+            .await,
+        0x97
+    );
+    // Nothing durable involved: acknowledged as usual.
+    assert_eq!(
+        p5.publish(Publish::new("disk/volatile", b"z").v5().qos(1, 0))
+            .await,
+        0
+    );
+    assert_eq!(clean.recv_publish_acked().await.payload_str(), "z");
+    // MQTT 3.1.1 has no negative PUBACK: the client is disconnected unacknowledged.
+    let mut p3 = RawClient::connect_v311(broker.addr, "p3").await;
+    p3.send(&Publish::new("disk/kept", b"v3").qos(1, 9).bytes())
+        .await;
+    p3.expect_closed().await;
+    let rejected = broker
+        .broker()
+        .stats
+        .messages_rejected
+        .load(Ordering::Relaxed);
+    assert!(rejected >= 3, "refusals are counted: {rejected}");
+
+    // Space again: durable work is accepted again.
+    full.store(false, Ordering::SeqCst);
+    assert_eq!(
+        p5.publish(Publish::new("disk/kept", b"back").v5().qos(1, 0))
+            .await,
+        0
+    );
+    let mut got = Vec::new();
+    while let integration::raw::Next::Packet(f, body) = durable.next(QUIET).await {
+        let p = packets::parse_publish(f, &body, true);
+        durable.ack(&p).await;
+        got.push(p.payload_str().to_owned());
+    }
+    assert!(got.contains(&"back".to_owned()), "{got:?}");
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_and_retained_messages_that_expire_while_running_leave_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(config(dir.path())).await;
+    let (mut c, _) = RawClient::connect_with(broker.addr, &persistent5("brief", 1)).await;
+    c.subscribe("b/#", 1).await;
+    c.disconnect().await;
+    let mut p = RawClient::connect_v5(broker.addr, "p", Props::new())
+        .await
+        .0;
+    let short = Props::new().u32(prop::MESSAGE_EXPIRY_INTERVAL, 1);
+    p.publish(
+        Publish::new("b/r", b"soon gone")
+            .v5()
+            .props(short)
+            .qos(1, 0)
+            .retain(),
+    )
+    .await;
+    p.disconnect().await;
+    tokio::time::sleep(Duration::from_millis(2600)).await; // expiry + a sweep
+    broker.stop().await;
+
+    // The running broker removed them itself: start-up finds nothing left to clean.
+    let (store, snapshot) =
+        cauldron::store::Store::open(&cauldron::config::StorageConfig::in_dir(dir.path()))
+            .expect("store");
+    assert!(snapshot.sessions.is_empty(), "{:?}", snapshot.sessions);
+    assert!(snapshot.retained.is_empty());
+    assert_eq!(snapshot.removed, 0);
+    store.close();
+}

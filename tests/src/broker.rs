@@ -60,6 +60,32 @@ impl TestBroker {
         let server = Server::bind(config)
             .await
             .unwrap_or_else(|e| panic!("Server::bind: {e}"));
+        TestBroker::serve(server)
+    }
+
+    /// Like [`TestBroker::start`], on a store the test opened (e.g. with an engine
+    /// that fails on demand).
+    pub async fn start_with_store(
+        mut config: Config,
+        store: cauldron::store::Store,
+        snapshot: cauldron::store::Snapshot,
+    ) -> TestBroker {
+        let first = config.listeners.first().cloned().unwrap_or_default();
+        config.listeners = vec![ListenerConfig {
+            name: "test".into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..first
+        }];
+        if let Err(e) = config.validate() {
+            panic!("test configuration rejected by the broker: {e}");
+        }
+        let server = Server::bind_with_store(config, store, snapshot)
+            .await
+            .unwrap_or_else(|e| panic!("Server::bind_with_store: {e}"));
+        TestBroker::serve(server)
+    }
+
+    fn serve(server: Server) -> TestBroker {
         let addrs = server.local_addrs();
         let addr = addrs[0];
         let metrics = server.metrics_addr();

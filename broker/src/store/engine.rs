@@ -450,7 +450,7 @@ fn apply_ops(
     Ok(())
 }
 
-fn write_error(e: redb::Error) -> WriteError {
+pub(super) fn write_error(e: redb::Error) -> WriteError {
     match &e {
         redb::Error::Io(io) if is_no_space(io) => WriteError::NoSpace,
         _ => WriteError::Failed(e.to_string()),

@@ -321,6 +321,17 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
+        Store::start(Box::new(engine), snapshot, config, Some(path))
+    }
+
+    /// Starts the writer thread on an engine whose state was loaded into `snapshot`
+    /// (what [`Store::open`] does for redb; tests use it with engines of their own).
+    pub fn start(
+        engine: Box<dyn Engine>,
+        snapshot: Snapshot,
+        config: &StorageConfig,
+        path: Option<PathBuf>,
+    ) -> Result<(Store, Snapshot), OpenError> {
         let next_seq = snapshot
             .sessions
             .iter()
@@ -343,15 +354,15 @@ impl Store {
             Some(tx),
             Some(Arc::clone(&progress)),
             waits,
-            Some(path),
+            path.clone(),
             next_seq,
         );
         let policy = writer::Policy::from_config(config);
         let handle = std::thread::Builder::new()
             .name("cauldron-store".to_owned())
-            .spawn(move || writer::run(Box::new(engine), rx, progress, policy))
+            .spawn(move || writer::run(engine, rx, progress, policy))
             .map_err(|source| OpenError::Dir {
-                path: dir.clone(),
+                path: path.unwrap_or_default(),
                 source,
             })?;
         *store.inner.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);

@@ -344,3 +344,55 @@ async fn periodic_fsync_does_not_make_anyone_wait_but_keeps_the_data() {
     assert_eq!(snap.retained.len(), 1, "a clean close syncs");
     store.close();
 }
+
+#[tokio::test]
+async fn disk_use_stays_bounded_under_churn() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(&config(dir.path())).unwrap();
+    let c = ClientId::new("churn");
+    let g = store.next_seq();
+    submit_and_wait(
+        &store,
+        vec![Op::SessionPut(
+            c.clone(),
+            Box::new(session_record(g, None, 3600)),
+        )],
+    )
+    .await;
+    let payload: &'static [u8] = Box::leak(vec![b'x'; 1024].into_boxed_slice());
+    let mut sizes = Vec::new();
+    for _ in 0..6 {
+        let seqs: Vec<u64> = (0..2000).map(|_| store.next_seq()).collect();
+        let enqueue = seqs.iter().map(|&seq| Op::Enqueue {
+            client: c.clone(),
+            generation: g,
+            seq,
+            delivery: delivery(message("churn/t", payload), QoS::AtLeastOnce),
+        });
+        submit_and_wait(&store, enqueue.collect()).await;
+        let dequeue = seqs.iter().map(|&seq| Op::Dequeue {
+            client: c.clone(),
+            seq,
+        });
+        submit_and_wait(&store, dequeue.collect()).await;
+        sizes.push(std::fs::metadata(dir.path().join(FILE_NAME)).unwrap().len());
+    }
+    store.close();
+    eprintln!("store file size per round: {sizes:?}");
+    // freed pages are reused: the file stops growing after the first rounds
+    let (first, last) = (sizes[1], sizes[5]);
+    assert!(
+        last <= first + first / 2,
+        "file grew under churn: {sizes:?}"
+    );
+}
+
+#[test]
+fn a_full_disk_is_reported_as_no_space() {
+    for code in [28, 122] {
+        let e = redb::Error::Io(std::io::Error::from_raw_os_error(code));
+        assert_eq!(engine::write_error(e), WriteError::NoSpace);
+    }
+    let e = redb::Error::Io(std::io::Error::from_raw_os_error(5));
+    assert!(matches!(engine::write_error(e), WriteError::Failed(_)));
+}

@@ -119,6 +119,10 @@ max_connections = 100000
 
 [sys]
 enabled = false
+
+# Like Mosquitto's "persistence false" above (bench/storage.sh measures the store).
+[storage]
+backend = "memory"
 EOF
     case "${2:-}" in
         auth) printf '\n[auth]\nallow_anonymous = false\n\n[auth.password_file]\npath = "%s"\n' "$WORK/cauldron.passwd" ;;

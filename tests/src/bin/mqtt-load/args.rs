@@ -19,6 +19,8 @@ scenarios:
            before/peak/after (needs --broker-pid)                  (defaults P=4 S=2)
   storm    --connections CONNECT/CONNACK/DISCONNECT cycles, --concurrency at once
   idle     --idle connections held open; broker RSS per connection (needs --broker-pid)
+  populate --messages retained messages and --connections persistent sessions (one
+           subscription each), for a restart benchmark
 
 flags (defaults in brackets):
   --addr A              broker address [127.0.0.1:1883]
@@ -64,6 +66,8 @@ pub enum Scenario {
     Storm,
     /// Memory per idle connection.
     Idle,
+    /// Retained messages and persistent sessions for a restart benchmark.
+    Populate,
 }
 
 impl Scenario {
@@ -77,6 +81,7 @@ impl Scenario {
             "flood" => Scenario::Flood,
             "storm" => Scenario::Storm,
             "idle" => Scenario::Idle,
+            "populate" => Scenario::Populate,
             other => bail!("unknown scenario {other:?}"),
         })
     }
@@ -91,6 +96,7 @@ impl Scenario {
             Scenario::Flood => "flood",
             Scenario::Storm => "storm",
             Scenario::Idle => "idle",
+            Scenario::Populate => "populate",
         }
     }
 
@@ -102,7 +108,7 @@ impl Scenario {
             Scenario::FanOut => (1, 50),
             Scenario::P2p => (10, 10),
             Scenario::Flood => (4, 2),
-            Scenario::Storm | Scenario::Idle => (0, 0),
+            Scenario::Storm | Scenario::Idle | Scenario::Populate => (0, 0),
         }
     }
 }
@@ -262,6 +268,7 @@ impl Args {
         match self.scenario {
             Scenario::Storm => format!("storm {}x{}", self.connections, self.concurrency),
             Scenario::Idle => format!("idle {}", self.idle),
+            Scenario::Populate => format!("populate {}+{}", self.messages, self.connections),
             s => format!(
                 "{} q{} {} {}x{}",
                 s.name(),
@@ -303,6 +310,17 @@ mod tests {
         assert_eq!(a.subscribers, 1, "fan-in default");
         assert_eq!(a.name, "fan-in q2 1KiB 3x1");
         assert_eq!(a.broker, "127.0.0.1:1883");
+    }
+
+    #[test]
+    fn populate_takes_retained_and_session_counts() {
+        let a = parse("populate --messages 100000 --connections 10000 --concurrency 50").unwrap();
+        assert_eq!(a.scenario, Scenario::Populate);
+        assert_eq!(
+            (a.messages, a.connections, a.concurrency),
+            (100_000, 10_000, 50)
+        );
+        assert_eq!(a.name, "populate 100000+10000");
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod client;
 mod compare;
 mod conns;
 mod latency;
+mod populate;
 mod procmem;
 mod report;
 mod scenario;
@@ -60,6 +61,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
     let outcome = match a.scenario {
         Scenario::Storm => conns::storm(&a).await?,
         Scenario::Idle => conns::idle(&a).await?,
+        Scenario::Populate => populate::populate(&a).await?,
         _ => scenario::run(&a).await?,
     };
     println!("{}", outcome.table());

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use cauldron::codec::{
-    self, AckProperties, Connect, ConnectProperties, Packet, PubResp, Publish, PublishProperties,
-    Subscribe, SubscribeProperties, SubscriptionOptions,
+    self, AckProperties, Connect, ConnectProperties, LastWill, Packet, PubResp, Publish,
+    PublishProperties, Subscribe, SubscribeProperties, SubscriptionOptions,
 };
 use cauldron::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
 
@@ -129,6 +129,18 @@ impl Client {
         clean: bool,
         expiry: u32,
     ) -> std::io::Result<(Client, bool)> {
+        Client::connect_will(port, id, version, clean, expiry, None)
+    }
+
+    /// [`Client::connect`] with a will.
+    fn connect_will(
+        port: u16,
+        id: &str,
+        version: ProtocolVersion,
+        clean: bool,
+        expiry: u32,
+        will: Option<LastWill>,
+    ) -> std::io::Result<(Client, bool)> {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -142,7 +154,7 @@ impl Client {
             clean_start: clean,
             keep_alive: 30,
             client_id: id.into(),
-            will: None,
+            will,
             username: None,
             password: None,
             properties: ConnectProperties {
@@ -378,6 +390,32 @@ fn crash_and_recover(stop_signal: &str) {
         .expect("subscribe");
     drop(offline);
 
+    // A persistent client with a will stays connected through the stop; an observer
+    // of wills waits offline.
+    let (mut observer, _) =
+        Client::connect(port, "will-observer", ProtocolVersion::V3_1_1, false, 0)
+            .expect("observer");
+    observer
+        .subscribe("crash/will/#", QoS::AtLeastOnce)
+        .expect("subscribe");
+    drop(observer);
+    let will = LastWill {
+        topic: "crash/will/holder".into(),
+        payload: Bytes::from_static(b"holder gone"),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        properties: Default::default(),
+    };
+    let (holder, _) = Client::connect_will(
+        port,
+        "will-holder",
+        ProtocolVersion::V5,
+        false,
+        3600,
+        Some(will),
+    )
+    .expect("will holder");
+
     // Both online subscribers subscribe (persistently) before the streams start.
     for (id, filter, qos, v) in [
         (
@@ -510,6 +548,29 @@ fn crash_and_recover(stop_signal: &str) {
         "acknowledged retained messages lost: {lost:?}"
     );
     assert!(!r1.is_empty() && !r2.is_empty());
+
+    // The will of the client that was connected: a crash ended its connection without
+    // DISCONNECT, so the will goes out after the restart [MQTT-3.1.2-8]; a clean stop
+    // (SIGTERM) does not publish wills.
+    drop(holder);
+    let (mut observer, present) =
+        Client::connect(port, "will-observer", ProtocolVersion::V3_1_1, false, 0)
+            .expect("observer");
+    assert!(present, "the observer's session survived");
+    let mut wills = Vec::new();
+    while let Ok(Some(p)) = observer.recv_until(Duration::from_millis(1500)) {
+        if let Packet::Publish(p) = p {
+            wills.push(String::from_utf8_lossy(&p.payload).into_owned());
+            if let Some(id) = p.packet_id {
+                observer.send(&Packet::PubAck(ack(id))).expect("puback");
+            }
+        }
+    }
+    if stop_signal == "-KILL" {
+        assert_eq!(wills, ["holder gone"], "the will after the crash");
+    } else {
+        assert!(wills.is_empty(), "no will after a clean stop: {wills:?}");
+    }
 
     let status = broker.signal("-TERM");
     assert!(status.success(), "exit status after SIGTERM: {status}");

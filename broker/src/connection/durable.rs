@@ -34,12 +34,21 @@ impl Conn {
         }
     }
 
-    /// Writes the session's record (connected: no offline time, no delayed will).
+    /// Writes the session's record (connected: no offline time, no delayed will; the
+    /// will for the case the broker crashes).
     pub(crate) fn persist_session(&self) -> Ticket {
         if !self.is_durable() {
             return Ticket::NONE;
         }
-        let record = SessionRecord::of(&self.session, None, None);
+        let mut record = SessionRecord::of(&self.session, None, None);
+        record.will = self.will.as_ref().map(|(m, delay)| {
+            let now = std::time::Instant::now();
+            let wall = std::time::SystemTime::now();
+            (
+                crate::store::record::MessageRecord::from_message(m, now, wall),
+                *delay,
+            )
+        });
         self.broker
             .store
             .submit(Op::SessionPut(self.client_id.clone(), Box::new(record)))

@@ -147,7 +147,14 @@ impl RedbEngine {
                 let was_online = r.offline_since_ms.is_none();
                 if was_online {
                     r.offline_since_ms = Some(now_ms);
+                    // Its connection ended without DISCONNECT: the will is due after
+                    // its delay, counted from the restart [MQTT-3.1.2-8], [MQTT-3.1.3-9].
+                    if let Some((will, delay)) = r.will.take() {
+                        let delay_ms = u64::from(delay.min(r.expiry_interval_secs)) * 1000;
+                        r.delayed_will = Some((will, now_ms.saturating_add(delay_ms)));
+                    }
                 }
+                r.will = None;
                 let mut changed = was_online;
                 if let Some((will, due)) = r.delayed_will.take() {
                     let expired = r.expires_at_ms().is_some_and(|at| at <= now_ms);

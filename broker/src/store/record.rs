@@ -217,6 +217,10 @@ pub struct SessionRecord {
     pub offline_since_ms: Option<u64>,
     /// A will waiting for its delay, and when it is due.
     pub delayed_will: Option<(MessageRecord, u64)>,
+    /// While connected: the client's will and its Will Delay Interval in seconds, so
+    /// that a crash of the broker (which closes the connection without DISCONNECT)
+    /// still publishes it after the restart [MQTT-3.1.2-8].
+    pub will: Option<(MessageRecord, u32)>,
 }
 
 impl SessionRecord {
@@ -238,6 +242,7 @@ impl SessionRecord {
             subscriptions,
             offline_since_ms,
             delayed_will,
+            will: None,
         }
     }
 
@@ -390,6 +395,7 @@ mod tests {
             subscriptions: vec![],
             offline_since_ms: Some(1_000),
             delayed_will: None,
+            will: None,
         };
         assert_eq!(r.expires_at_ms(), Some(61_000));
         let never = SessionRecord {

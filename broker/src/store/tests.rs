@@ -62,6 +62,7 @@ fn session_record(generation: u64, offline_since_ms: Option<u64>, expiry: u32) -
         subscriptions: vec![SubscriptionRecord::new("a/+", &sub)],
         offline_since_ms,
         delayed_will: None,
+        will: None,
     }
 }
 

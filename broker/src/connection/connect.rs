@@ -204,6 +204,7 @@ async fn read_connect<S: AsyncRead + AsyncWrite>(io: &mut Io<S>) -> Result<Optio
                 return Err(Error::Codec(e));
             }
         }
+        io.prepare_read();
         if io.reader.read_buf(&mut io.rbuf).await? == 0 {
             return Ok(None);
         }

@@ -33,6 +33,12 @@ use state::{Conn, End};
 const OUTBOX_BATCH: usize = 256;
 /// How long a closing connection may take to flush what it has.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// The read buffer of a quiet connection (most CONNECT packets fit).
+const READ_BUFFER_MIN: usize = 256;
+/// The largest step the read buffer grows by when reads keep filling it.
+const READ_BUFFER_STEP_MAX: usize = 64 * 1024;
+/// A write buffer larger than this is released once it has been written out.
+const WRITE_BUFFER_KEEP: usize = 64 * 1024;
 
 /// The socket halves and buffers of one connection.
 pub(crate) struct Io<S> {
@@ -83,7 +89,37 @@ async fn write_some<W: AsyncWrite>(
     }
     let n = writer.write_buf(wbuf).await?;
     *unflushed = true;
+    if wbuf.is_empty() && wbuf.capacity() > WRITE_BUFFER_KEEP {
+        // A burst is over: do not keep its buffer for an idle connection.
+        *wbuf = BytesMut::new();
+    }
     Ok(n)
+}
+
+impl<S> Io<S> {
+    /// Before a read: room for at least a quarter of the minimum; a buffer that reads
+    /// keep filling doubles (up to a step of 64 KiB), so busy clients read in large
+    /// chunks while idle ones hold 256 bytes.
+    fn prepare_read(&mut self) {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_BUFFER_MIN / 4 {
+            let step = self
+                .rbuf
+                .capacity()
+                .clamp(READ_BUFFER_MIN, READ_BUFFER_STEP_MAX);
+            self.rbuf.reserve(step);
+        }
+    }
+
+    /// After a read of `n` bytes was decoded: a buffer left empty by a small read goes
+    /// back to the minimum, so that a burst does not pin memory on an idle connection.
+    fn settle_read(&mut self, n: usize) {
+        if self.rbuf.is_empty()
+            && self.rbuf.capacity() > 4 * READ_BUFFER_MIN
+            && n < self.rbuf.capacity() / 4
+        {
+            self.rbuf = BytesMut::with_capacity(READ_BUFFER_MIN);
+        }
+    }
 }
 
 /// Serves one client until it disconnects, fails, is taken over or the server stops.
@@ -102,8 +138,9 @@ pub async fn serve<S>(
         let mut io = Io {
             reader,
             writer,
-            rbuf: BytesMut::with_capacity(4096),
-            wbuf: BytesMut::with_capacity(4096),
+            rbuf: BytesMut::with_capacity(READ_BUFFER_MIN),
+            // Allocated by the first packet to send.
+            wbuf: BytesMut::new(),
             codec: Codec::new(broker.config.limits.max_packet_bytes),
             unflushed: false,
         };
@@ -218,6 +255,7 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
         let keep_alive = conn.keep_alive_deadline();
         let can_pull = conn.can_pull(io);
         let held = conn.held_front();
+        io.prepare_read();
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
@@ -245,6 +283,7 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
                         if let Some(end) = decode_all(conn, io).await {
                             return end;
                         }
+                        io.settle_read(n);
                     }
                     Err(e) => return End::Io(e),
                 }
@@ -290,5 +329,72 @@ async fn decode_all<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) 
             }
             Err(e) => return Some(End::Failed(Error::Codec(e))),
         }
+    }
+}
+
+#[cfg(test)]
+mod buffer_tests {
+    use super::*;
+
+    fn io() -> Io<tokio::io::DuplexStream> {
+        let (a, _b) = tokio::io::duplex(64);
+        let (reader, writer) = tokio::io::split(a);
+        Io {
+            reader,
+            writer,
+            rbuf: BytesMut::with_capacity(READ_BUFFER_MIN),
+            wbuf: BytesMut::new(),
+            codec: Codec::new(1 << 20),
+            unflushed: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_read_buffer_grows_while_reads_fill_it_and_shrinks_when_quiet() {
+        let mut io = io();
+        io.prepare_read();
+        assert_eq!(
+            io.rbuf.capacity(),
+            READ_BUFFER_MIN,
+            "room enough: no growth"
+        );
+        let mut caps = Vec::new();
+        for _ in 0..12 {
+            // a read that fills the buffer
+            let spare = io.rbuf.capacity() - io.rbuf.len();
+            io.rbuf.extend_from_slice(&vec![0u8; spare]);
+            io.prepare_read();
+            caps.push(io.rbuf.capacity());
+        }
+        // a packet larger than the buffer: it at least doubles each time (one read per
+        // doubling, not 64-byte reads)
+        assert!(caps.windows(2).all(|w| w[1] >= 2 * w[0]), "grows: {caps:?}");
+        // everything decoded, then a small read: back to the minimum
+        io.rbuf.clear();
+        io.settle_read(10);
+        assert_eq!(io.rbuf.capacity(), READ_BUFFER_MIN);
+        // a large read that happened to end on a packet boundary keeps the buffer
+        io.rbuf.reserve(64 * 1024);
+        let cap = io.rbuf.capacity();
+        io.settle_read(cap);
+        assert_eq!(io.rbuf.capacity(), cap);
+    }
+
+    #[tokio::test]
+    async fn a_large_write_buffer_is_released_once_written() {
+        let (a, mut b) = tokio::io::duplex(1 << 20);
+        let (_reader, mut writer) = tokio::io::split(a);
+        let mut wbuf = BytesMut::from(&vec![7u8; 100 * 1024][..]);
+        let mut unflushed = false;
+        while !wbuf.is_empty() {
+            write_some(&mut writer, &mut wbuf, &mut unflushed)
+                .await
+                .unwrap();
+        }
+        assert_eq!(wbuf.capacity(), 0, "released after a burst");
+        let mut got = vec![0u8; 100 * 1024];
+        tokio::io::AsyncReadExt::read_exact(&mut b, &mut got)
+            .await
+            .unwrap();
     }
 }

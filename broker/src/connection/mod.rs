@@ -245,7 +245,7 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
     conn.resend_inflight(io);
     conn.fill_from_pending(io);
     // Packets pipelined behind CONNECT are already in the read buffer.
-    if let Some(end) = decode_all(conn, io).await {
+    if let Some(end) = Box::pin(decode_all(conn, io)).await {
         return end;
     }
     let kick = conn.kick.clone();
@@ -280,7 +280,7 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
                     Ok(0) => return End::Closed,
                     Ok(n) => {
                         Stats::add(&conn.broker.stats.bytes_received, n as u64);
-                        if let Some(end) = decode_all(conn, io).await {
+                        if let Some(end) = Box::pin(decode_all(conn, io)).await {
                             return end;
                         }
                         io.settle_read(n);

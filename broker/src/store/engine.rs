@@ -35,11 +35,14 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The layout version of the tables above.
 const LAYOUT: u64 = 1;
 
+/// Opens the database; `true` asks for the full integrity check.
+pub type Opener = Box<dyn FnMut(bool) -> Result<Database, redb::DatabaseError> + Send>;
+
 /// The redb engine.
 pub struct RedbEngine {
     db: Option<Database>,
     path: PathBuf,
-    cache_bytes: usize,
+    opener: Opener,
 }
 
 impl RedbEngine {
@@ -47,11 +50,29 @@ impl RedbEngine {
     pub fn open(path: &Path, config: &StorageConfig) -> Result<RedbEngine, OpenError> {
         let cache_bytes =
             usize::try_from(config.cache_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
-        let db = open_db(path, cache_bytes, config.verify_on_open)?;
+        let file = path.to_owned();
+        let opener = move |verify: bool| {
+            redb::Builder::new()
+                .set_cache_size(cache_bytes)
+                .set_check_integrity_on_open(verify)
+                .create(&file)
+        };
+        RedbEngine::with_opener(path, config.verify_on_open, Box::new(opener))
+    }
+
+    /// An engine on the database `opener` makes (verified first when `verify`), and
+    /// makes again after an I/O error; `path` names it in errors. Tests pass openers
+    /// with fault-injecting backends.
+    pub fn with_opener(
+        path: &Path,
+        verify: bool,
+        mut opener: Opener,
+    ) -> Result<RedbEngine, OpenError> {
+        let db = open_db(path, &mut opener, verify)?;
         let mut engine = RedbEngine {
             db: Some(db),
             path: path.to_owned(),
-            cache_bytes,
+            opener,
         };
         engine.check_layout()?;
         Ok(engine)
@@ -317,21 +338,15 @@ impl RedbEngine {
 
     fn reopen(&mut self) -> Result<(), redb::Error> {
         self.db = None;
-        let db = redb::Builder::new()
-            .set_cache_size(self.cache_bytes)
-            .create(&self.path)?;
+        let db = (self.opener)(false)?;
         self.db = Some(db);
+        tracing::info!(path = %self.path.display(), "store reopened after a write error");
         Ok(())
     }
 }
 
-fn open_db(path: &Path, cache_bytes: usize, verify: bool) -> Result<Database, OpenError> {
-    let open = || {
-        redb::Builder::new()
-            .set_cache_size(cache_bytes)
-            .set_check_integrity_on_open(verify)
-            .create(path)
-    };
+fn open_db(path: &Path, opener: &mut Opener, verify: bool) -> Result<Database, OpenError> {
+    let open = || opener(verify);
     // redb may panic on a damaged file (debug builds assert); a damaged file is an
     // error to report, never a crash.
     match std::panic::catch_unwind(AssertUnwindSafe(open)) {

@@ -397,3 +397,140 @@ fn a_full_disk_is_reported_as_no_space() {
     let e = redb::Error::Io(std::io::Error::from_raw_os_error(5));
     assert!(matches!(engine::write_error(e), WriteError::Failed(_)));
 }
+
+/// A redb backend in memory whose writes fail with ENOSPC while `full` is set.
+#[derive(Debug)]
+struct FlakyDisk {
+    inner: Arc<redb::backends::InMemoryBackend>,
+    full: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FlakyDisk {
+    fn check(&self) -> Result<(), std::io::Error> {
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        Ok(())
+    }
+}
+
+impl redb::StorageBackend for FlakyDisk {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        if len > self.inner.len()? {
+            self.check()?;
+        }
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.check()?;
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.check()?;
+        self.inner.write(offset, data)
+    }
+}
+
+fn flaky_engine(
+    inner: &Arc<redb::backends::InMemoryBackend>,
+    full: &Arc<std::sync::atomic::AtomicBool>,
+) -> RedbEngine {
+    let (inner, full) = (Arc::clone(inner), Arc::clone(full));
+    let opener = move |verify: bool| {
+        redb::Builder::new()
+            .set_check_integrity_on_open(verify)
+            .create_with_backend(FlakyDisk {
+                inner: Arc::clone(&inner),
+                full: Arc::clone(&full),
+            })
+    };
+    RedbEngine::with_opener(Path::new("flaky-disk"), false, Box::new(opener)).unwrap()
+}
+
+#[tokio::test]
+async fn after_a_full_disk_writes_fail_with_no_space_then_resume_without_the_failed_batch() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let inner = Arc::new(redb::backends::InMemoryBackend::new());
+    let full = Arc::new(AtomicBool::new(false));
+    let mut engine = flaky_engine(&inner, &full);
+    let snapshot = engine.load(Instant::now(), SystemTime::now()).unwrap();
+    let (store, _) =
+        Store::start(Box::new(engine), snapshot, &StorageConfig::default(), None).unwrap();
+    let put = |t: &str| Op::RetainPut(Arc::new(message(t, b"v")));
+
+    store.wait(store.submit(put("d/before"))).await.unwrap();
+    full.store(true, Ordering::SeqCst);
+    assert_eq!(
+        store.wait(store.submit(put("d/during"))).await,
+        Err(WriteError::NoSpace)
+    );
+    assert_eq!(
+        store.wait(store.submit(put("d/during-2"))).await,
+        Err(WriteError::NoSpace),
+        "still full: still refused"
+    );
+    full.store(false, Ordering::SeqCst);
+    store.wait(store.submit(put("d/after"))).await.unwrap();
+    store.close();
+
+    let mut engine = flaky_engine(&inner, &full);
+    let snapshot = engine.load(Instant::now(), SystemTime::now()).unwrap();
+    let mut topics: Vec<String> = snapshot
+        .retained
+        .iter()
+        .map(|m| m.topic.to_string())
+        .collect();
+    topics.sort();
+    assert_eq!(
+        topics,
+        ["d/after", "d/before"],
+        "failed writes are not half there"
+    );
+}
+
+/// An engine that panics on its first batch and works afterwards.
+struct PanicsOnce(bool);
+
+impl Engine for PanicsOnce {
+    fn load(&mut self, _: Instant, _: SystemTime) -> Result<Snapshot, OpenError> {
+        Ok(Snapshot::default())
+    }
+    fn apply(&mut self, _: &[Op], _: bool) -> Result<(), WriteError> {
+        if !self.0 {
+            self.0 = true;
+            panic!("engine bug");
+        }
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<(), WriteError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_engine_fails_its_batch_and_the_writer_goes_on() {
+    let config = StorageConfig {
+        fsync: FsyncPolicy::Always,
+        ..StorageConfig::default()
+    };
+    let (store, _) = Store::start(
+        Box::new(PanicsOnce(false)),
+        Snapshot::default(),
+        &config,
+        None,
+    )
+    .unwrap();
+    let op = || Op::RetainDelete(TopicName::new("x").unwrap());
+    assert!(matches!(
+        store.wait(store.submit(op())).await,
+        Err(WriteError::Failed(_))
+    ));
+    assert_eq!(store.wait(store.submit(op())).await, Ok(()));
+    store.close();
+}

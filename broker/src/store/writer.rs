@@ -100,7 +100,11 @@ pub(super) fn run(
             }
         }
         let synced = !matches!(policy, Policy::Periodic { .. });
-        let result = engine.apply(&batch, synced);
+        // An engine that panics fails its batch; the writer (and every waiter) goes on.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            engine.apply(&batch, synced)
+        }))
+        .unwrap_or_else(|_| Err(WriteError::Failed("the storage engine panicked".to_owned())));
         if let Err(e) = &result {
             log_failure(e, batch.len());
             progress.fail(first_ticket, last_ticket, e.clone());

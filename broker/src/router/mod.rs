@@ -183,6 +183,8 @@ impl Router {
                 }
             });
         let mut outcome = RouteOutcome::default();
+        // The message's id in the store, taken by its first durable delivery.
+        let mut message_id = None;
         for p in pending {
             let delivery = Delivery {
                 message: Arc::clone(message),
@@ -192,10 +194,18 @@ impl Router {
                 subscription_ids: p.subscription_ids,
                 store_seq: None,
             };
-            send(&mut outcome, store, p.client, p.durable, p.outbox, delivery);
+            send(
+                &mut outcome,
+                store,
+                &mut message_id,
+                p.client,
+                p.durable,
+                p.outbox,
+                delivery,
+            );
         }
         index.shared.for_each_match(&message.topic, |_, _, group| {
-            route_shared(group, message, store, &mut outcome);
+            route_shared(group, message, store, &mut message_id, &mut outcome);
         });
         outcome
     }
@@ -217,6 +227,7 @@ impl Router {
 fn send(
     outcome: &mut RouteOutcome,
     store: &Store,
+    message_id: &mut Option<u64>,
     client: &ClientId,
     durable: &Durable,
     outbox: &Outbox,
@@ -233,6 +244,7 @@ fn send(
             client: client.clone(),
             generation,
             seq,
+            message_id: *message_id.get_or_insert_with(|| store.next_seq()),
             delivery: delivery.clone(),
         });
     }
@@ -267,6 +279,7 @@ fn route_shared(
     group: &SharedGroup,
     message: &Arc<Message>,
     store: &Store,
+    message_id: &mut Option<u64>,
     outcome: &mut RouteOutcome,
 ) {
     let n = group.members.len();
@@ -291,6 +304,7 @@ fn route_shared(
         if send(
             &mut attempt,
             store,
+            message_id,
             client,
             &sub.durable,
             &sub.outbox,

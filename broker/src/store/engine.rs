@@ -5,6 +5,8 @@
 //! | `retained` | topic | [`MessageRecord`] |
 //! | `sessions` | client id | [`SessionRecord`] |
 //! | `queue` | (client id, seq) | [`QueueRecord`] |
+//! | `messages` | message id | [`MessageRecord`] (once per routed message, however many
+//! sessions it was queued for; removed with its last queue entry) |
 //! | `inflight` | (client id, seq) | (packet id, state byte) |
 //! | `qos2_in` | (client id, packet id) | () |
 //! | `meta` | name | u64 (`format`) |
@@ -12,6 +14,7 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use redb::{
@@ -23,17 +26,19 @@ use super::record::{
 };
 use super::{Engine, LoadedSession, Op, OpenError, Snapshot, WriteError};
 use crate::config::StorageConfig;
+use crate::message::Message;
 use crate::types::{ClientId, PacketId};
 
 const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 const QUEUE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("queue");
+const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
 const INFLIGHT: TableDefinition<(&str, u64), (u16, u8)> = TableDefinition::new("inflight");
 const QOS2_IN: TableDefinition<(&str, u16), ()> = TableDefinition::new("qos2_in");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// The layout version of the tables above.
-const LAYOUT: u64 = 1;
+const LAYOUT: u64 = 2;
 
 /// Opens the database; `true` asks for the full integrity check.
 pub type Opener = Box<dyn FnMut(bool) -> Result<Database, redb::DatabaseError> + Send>;
@@ -43,6 +48,10 @@ pub struct RedbEngine {
     db: Option<Database>,
     path: PathBuf,
     opener: Opener,
+    /// Queue entries per stored message id.
+    refs: HashMap<u64, u32>,
+    /// `refs` may disagree with the file (a transaction failed): rebuild it first.
+    refs_stale: bool,
 }
 
 impl RedbEngine {
@@ -73,6 +82,8 @@ impl RedbEngine {
             db: Some(db),
             path: path.to_owned(),
             opener,
+            refs: HashMap::new(),
+            refs_stale: false,
         };
         engine.check_layout()?;
         Ok(engine)
@@ -105,6 +116,7 @@ impl RedbEngine {
                 txn.open_table(RETAINED)?;
                 txn.open_table(SESSIONS)?;
                 txn.open_table(QUEUE)?;
+                txn.open_table(MESSAGES)?;
                 txn.open_table(INFLIGHT)?;
                 txn.open_table(QOS2_IN)?;
             }
@@ -139,6 +151,8 @@ impl RedbEngine {
         let mut dead_inflight: Vec<(String, u64)> = Vec::new();
         let mut dead_qos2: Vec<(String, u16)> = Vec::new();
         let mut sessions: HashMap<String, LoadedSession> = HashMap::new();
+        let mut messages: HashMap<u64, (bool, Arc<Message>)> = HashMap::new();
+        let mut refs: HashMap<u64, u32> = HashMap::new();
         let oe = |e: redb::Error| self.open_error(e);
         {
             let db = self.db().map_err(oe)?;
@@ -221,6 +235,18 @@ impl RedbEngine {
                 let (c, seq) = k.value();
                 inflight.insert((c.to_owned(), seq), v.value());
             }
+            let table = txn.open_table(MESSAGES).map_err(|e| oe(e.into()))?;
+            for entry in table.iter().map_err(|e| oe(e.into()))? {
+                let (k, v) = entry.map_err(|e| oe(e.into()))?;
+                let id = k.value();
+                let r: MessageRecord = record::decode(v.value())
+                    .map_err(|e| self.record_error("messages", id.to_string(), e))?;
+                let expired = r.expired_at(now_ms);
+                let m = r
+                    .into_message(now, wall)
+                    .map_err(|e| self.record_error("messages", id.to_string(), e))?;
+                messages.insert(id, (expired, Arc::new(m)));
+            }
             let queue = txn.open_table(QUEUE).map_err(|e| oe(e.into()))?;
             for entry in queue.iter().map_err(|e| oe(e.into()))? {
                 let (k, v) = entry.map_err(|e| oe(e.into()))?;
@@ -242,15 +268,23 @@ impl RedbEngine {
                 // An expired message is dropped unless it is already in its QoS 2
                 // release phase (the client has it; only PUBREL is left to send).
                 let releasing = state.is_some_and(|(_, s)| s == 3);
-                if q.message.expired_at(now_ms) && !releasing {
+                let Some((expired, message)) = messages.get(&q.message_id) else {
+                    return Err(self.record_error(
+                        "queue",
+                        format!("{c}/{seq}"),
+                        DecodeError::Invalid("message id (no such message)"),
+                    ));
+                };
+                if *expired && !releasing {
                     dead_queue.push(key.clone());
                     if state.is_some() {
                         dead_inflight.push(key);
                     }
                     continue;
                 }
+                *refs.entry(q.message_id).or_default() += 1;
                 let delivery = q
-                    .into_delivery(seq, now, wall)
+                    .into_delivery(seq, Arc::clone(message))
                     .map_err(|e| self.record_error("queue", format!("{c}/{seq}"), e))?;
                 let state = match state {
                     Some((pid, s)) => {
@@ -281,6 +315,12 @@ impl RedbEngine {
                 }
             }
         }
+        // Messages no kept queue entry refers to.
+        let dead_messages: Vec<u64> = messages
+            .keys()
+            .filter(|id| !refs.contains_key(id))
+            .copied()
+            .collect();
         snap.removed = dead_retained.len() + dead_sessions.len() + dead_queue.len();
         let cleanup = |txn: &WriteTransaction| -> Result<(), redb::Error> {
             let mut t = txn.open_table(RETAINED)?;
@@ -311,9 +351,14 @@ impl RedbEngine {
             for (c, pid) in &dead_qos2 {
                 q2.remove((c.as_str(), *pid))?;
             }
+            let mut m = txn.open_table(MESSAGES)?;
+            for id in &dead_messages {
+                m.remove(*id)?;
+            }
             Ok(())
         };
         self.write(cleanup, true).map_err(|e| self.open_error(e))?;
+        self.refs = refs;
         let mut loaded: Vec<LoadedSession> = sessions.into_values().collect();
         loaded.sort_by(|a, b| a.client_id.as_str().cmp(b.client_id.as_str()));
         snap.sessions = loaded;
@@ -333,6 +378,22 @@ impl RedbEngine {
         })?;
         f(&txn)?;
         txn.commit()?;
+        Ok(())
+    }
+
+    /// Counts the queue entries of every stored message again, from the file.
+    fn rebuild_refs(&mut self) -> Result<(), redb::Error> {
+        let mut refs: HashMap<u64, u32> = HashMap::new();
+        let txn = self.db()?.begin_read()?;
+        let queue = txn.open_table(QUEUE)?;
+        for entry in queue.iter()? {
+            let (_, v) = entry?;
+            if let Ok(q) = record::decode::<QueueRecord>(v.value()) {
+                *refs.entry(q.message_id).or_default() += 1;
+            }
+        }
+        self.refs = refs;
+        self.refs_stale = false;
         Ok(())
     }
 
@@ -379,10 +440,17 @@ impl Engine for RedbEngine {
         if self.db.is_none() {
             self.reopen().map_err(write_error)?;
         }
+        if self.refs_stale {
+            self.rebuild_refs().map_err(write_error)?;
+        }
         let now = Instant::now();
         let wall = SystemTime::now();
-        let result = self.write(|txn| apply_ops(txn, ops, now, wall), sync);
+        let mut refs = std::mem::take(&mut self.refs);
+        let result = self.write(|txn| apply_ops(txn, ops, &mut refs, now, wall), sync);
+        self.refs = refs;
         if let Err(e) = result {
+            // The transaction never became visible; the counts may have moved.
+            self.refs_stale = true;
             // After an I/O error redb refuses every later write; start over from the
             // file (the failed transaction never became visible).
             if matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo) {
@@ -404,12 +472,14 @@ impl Engine for RedbEngine {
 fn apply_ops(
     txn: &WriteTransaction,
     ops: &[Op],
+    refs: &mut HashMap<u64, u32>,
     now: Instant,
     wall: SystemTime,
 ) -> Result<(), redb::Error> {
     let mut retained = txn.open_table(RETAINED)?;
     let mut sessions = txn.open_table(SESSIONS)?;
     let mut queue = txn.open_table(QUEUE)?;
+    let mut messages = txn.open_table(MESSAGES)?;
     let mut inflight = txn.open_table(INFLIGHT)?;
     let mut qos2 = txn.open_table(QOS2_IN)?;
     for op in ops {
@@ -428,7 +498,17 @@ fn apply_ops(
             Op::SessionDelete(client) => {
                 let c = client.as_str();
                 sessions.remove(c)?;
+                let mut ids = Vec::new();
+                for entry in queue.range((c, 0)..=(c, u64::MAX))? {
+                    let (_, v) = entry?;
+                    if let Ok(q) = record::decode::<QueueRecord>(v.value()) {
+                        ids.push(q.message_id);
+                    }
+                }
                 queue.retain_in((c, 0)..=(c, u64::MAX), |_, _| false)?;
+                for id in ids {
+                    release(&mut messages, refs, id)?;
+                }
                 inflight.retain_in((c, 0)..=(c, u64::MAX), |_, _| false)?;
                 qos2.retain_in((c, 0)..=(c, u16::MAX), |_, _| false)?;
             }
@@ -436,9 +516,17 @@ fn apply_ops(
                 client,
                 generation,
                 seq,
+                message_id,
                 delivery,
             } => {
-                let v = record::encode(&QueueRecord::new(*generation, delivery, now, wall));
+                let n = refs.entry(*message_id).or_default();
+                if *n == 0 {
+                    let v =
+                        record::encode(&MessageRecord::from_message(&delivery.message, now, wall));
+                    messages.insert(*message_id, v.as_slice())?;
+                }
+                *n += 1;
+                let v = record::encode(&QueueRecord::new(*generation, *message_id, delivery));
                 queue.insert((client.as_str(), *seq), v.as_slice())?;
             }
             Op::Inflight {
@@ -453,7 +541,12 @@ fn apply_ops(
                 )?;
             }
             Op::Dequeue { client, seq } => {
-                queue.remove((client.as_str(), *seq))?;
+                let removed = queue
+                    .remove((client.as_str(), *seq))?
+                    .and_then(|v| record::decode::<QueueRecord>(v.value()).ok());
+                if let Some(q) = removed {
+                    release(&mut messages, refs, q.message_id)?;
+                }
                 inflight.remove((client.as_str(), *seq))?;
             }
             Op::Qos2In {
@@ -468,6 +561,23 @@ fn apply_ops(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// One queue entry of message `id` is gone; the last one takes the message with it.
+fn release(
+    messages: &mut redb::Table<u64, &[u8]>,
+    refs: &mut HashMap<u64, u32>,
+    id: u64,
+) -> Result<(), redb::Error> {
+    match refs.get_mut(&id) {
+        Some(n) if *n > 1 => *n -= 1,
+        Some(_) => {
+            refs.remove(&id);
+            messages.remove(id)?;
+        }
+        None => {}
     }
     Ok(())
 }

@@ -47,7 +47,8 @@ pub enum Op {
     SessionPut(ClientId, Box<SessionRecord>),
     /// Remove a session with its queue, in-flight states and inbound QoS 2 ids.
     SessionDelete(ClientId),
-    /// Queue a delivery for a persistent session.
+    /// Queue a delivery for a persistent session. The message is written once per
+    /// `message_id` and removed with the last delivery that refers to it.
     Enqueue {
         /// The session.
         client: ClientId,
@@ -55,6 +56,8 @@ pub enum Op {
         generation: u64,
         /// The delivery's store sequence number.
         seq: u64,
+        /// The message's id, shared by every delivery of one routed message.
+        message_id: u64,
         /// The delivery.
         delivery: Delivery,
     },

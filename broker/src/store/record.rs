@@ -256,39 +256,35 @@ impl SessionRecord {
     }
 }
 
-/// A queued delivery as stored.
+/// A queued delivery as stored; the message itself is stored once in the `messages`
+/// table, however many sessions it was queued for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueRecord {
     /// The session generation it was queued for.
     pub generation: u64,
-    /// The message.
-    pub message: MessageRecord,
+    /// The message's key in the `messages` table.
+    pub message_id: u64,
     qos: u8,
     retain: bool,
     subscription_ids: Vec<u32>,
 }
 
 impl QueueRecord {
-    /// The record of a delivery.
-    pub fn new(generation: u64, d: &Delivery, now: Instant, wall_now: SystemTime) -> Self {
+    /// The record of a delivery of message `message_id`.
+    pub fn new(generation: u64, message_id: u64, d: &Delivery) -> Self {
         QueueRecord {
             generation,
-            message: MessageRecord::from_message(&d.message, now, wall_now),
+            message_id,
             qos: d.qos.as_u8(),
             retain: d.retain,
             subscription_ids: d.subscription_ids.clone(),
         }
     }
 
-    /// The delivery back, with its store sequence number.
-    pub fn into_delivery(
-        self,
-        seq: u64,
-        now: Instant,
-        wall_now: SystemTime,
-    ) -> Result<Delivery, DecodeError> {
+    /// The delivery back, with its store sequence number and its (shared) message.
+    pub fn into_delivery(self, seq: u64, message: Arc<Message>) -> Result<Delivery, DecodeError> {
         Ok(Delivery {
-            message: Arc::new(self.message.into_message(now, wall_now)?),
+            message,
             qos: QoS::from_u8(self.qos).ok_or(DecodeError::Invalid("qos"))?,
             retain: self.retain,
             subscription_ids: self.subscription_ids,

@@ -96,18 +96,21 @@ async fn everything_written_comes_back_after_reopen() {
                 client: c.clone(),
                 generation: g,
                 seq: s1,
+                message_id: 9_000_000 + s1,
                 delivery: delivery(message("a/1", b"first"), QoS::ExactlyOnce),
             },
             Op::Enqueue {
                 client: c.clone(),
                 generation: g,
                 seq: s2,
+                message_id: 9_000_000 + s2,
                 delivery: delivery(message("a/2", b"second"), QoS::AtLeastOnce),
             },
             Op::Enqueue {
                 client: c.clone(),
                 generation: g,
                 seq: s3,
+                message_id: 9_000_000 + s3,
                 delivery: delivery(message("a/3", b"third"), QoS::AtLeastOnce),
             },
             Op::Inflight {
@@ -212,12 +215,14 @@ async fn start_up_removes_what_expired_and_returns_due_wills() {
                 client: live.clone(),
                 generation: 9,
                 seq: 100,
+                message_id: 9_000_000 + 100,
                 delivery: delivery(message("a/x", b"old"), QoS::AtLeastOnce),
             },
             Op::Enqueue {
                 client: dead.clone(),
                 generation: 20,
                 seq: 101,
+                message_id: 9_000_000 + 101,
                 delivery: delivery(message("a/y", b"dead"), QoS::AtLeastOnce),
             },
         ],
@@ -368,6 +373,7 @@ async fn disk_use_stays_bounded_under_churn() {
             client: c.clone(),
             generation: g,
             seq,
+            message_id: 9_000_000 + seq,
             delivery: delivery(message("churn/t", payload), QoS::AtLeastOnce),
         });
         submit_and_wait(&store, enqueue.collect()).await;
@@ -533,4 +539,93 @@ async fn a_panicking_engine_fails_its_batch_and_the_writer_goes_on() {
     ));
     assert_eq!(store.wait(store.submit(op())).await, Ok(()));
     store.close();
+}
+
+fn table_len(dir: &Path, table: &str) -> u64 {
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+    let db = redb::Database::create(dir.join(FILE_NAME)).unwrap();
+    let txn = db.begin_read().unwrap();
+    match table {
+        "messages" => txn
+            .open_table(redb::TableDefinition::<u64, &[u8]>::new("messages"))
+            .unwrap()
+            .len()
+            .unwrap(),
+        _ => txn
+            .open_table(redb::TableDefinition::<(&str, u64), &[u8]>::new("queue"))
+            .unwrap()
+            .len()
+            .unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn a_message_queued_for_many_sessions_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let (store, _) = Store::open(&cfg).unwrap();
+    let big: &'static [u8] = Box::leak(vec![b'p'; 64 * 1024].into_boxed_slice());
+    let m = message("fan/out", big);
+    let message_id = store.next_seq();
+    let clients: Vec<ClientId> = (0..3).map(|i| ClientId::new(format!("s{i}"))).collect();
+    let mut ops = Vec::new();
+    let mut seqs = Vec::new();
+    for c in &clients {
+        let g = store.next_seq();
+        ops.push(Op::SessionPut(
+            c.clone(),
+            Box::new(session_record(g, None, 3600)),
+        ));
+        let seq = store.next_seq();
+        seqs.push(seq);
+        ops.push(Op::Enqueue {
+            client: c.clone(),
+            generation: g,
+            seq,
+            message_id,
+            delivery: delivery(m.clone(), QoS::AtLeastOnce),
+        });
+    }
+    submit_and_wait(&store, ops).await;
+    store.close();
+    assert_eq!(
+        table_len(dir.path(), "messages"),
+        1,
+        "one copy of the payload"
+    );
+    assert_eq!(table_len(dir.path(), "queue"), 3);
+
+    let (store, snap) = Store::open(&cfg).unwrap();
+    let loaded: Vec<&Arc<Message>> = snap
+        .sessions
+        .iter()
+        .map(|s| &s.queue[0].0.message)
+        .collect();
+    assert_eq!(loaded.len(), 3);
+    assert!(
+        loaded.windows(2).all(|w| Arc::ptr_eq(w[0], w[1])),
+        "and one copy in memory after a restart"
+    );
+    // two deliveries done, one session ends: the message goes with the last reference
+    submit_and_wait(
+        &store,
+        vec![
+            Op::Dequeue {
+                client: clients[0].clone(),
+                seq: seqs[0],
+            },
+            Op::Dequeue {
+                client: clients[1].clone(),
+                seq: seqs[1],
+            },
+        ],
+    )
+    .await;
+    store.close();
+    assert_eq!(table_len(dir.path(), "messages"), 1, "still queued for s2");
+    let (store, _) = Store::open(&cfg).unwrap();
+    submit_and_wait(&store, vec![Op::SessionDelete(clients[2].clone())]).await;
+    store.close();
+    assert_eq!(table_len(dir.path(), "messages"), 0);
+    assert_eq!(table_len(dir.path(), "queue"), 0);
 }

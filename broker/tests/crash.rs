@@ -415,6 +415,23 @@ fn crash_and_recover(stop_signal: &str) {
         Some(will),
     )
     .expect("will holder");
+    // and a client with a clean session (its session ends with the connection)
+    let clean_will = LastWill {
+        topic: "crash/will/clean".into(),
+        payload: Bytes::from_static(b"clean holder gone"),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        properties: Default::default(),
+    };
+    let (clean_holder, _) = Client::connect_will(
+        port,
+        "clean-will-holder",
+        ProtocolVersion::V3_1_1,
+        true,
+        0,
+        Some(clean_will),
+    )
+    .expect("clean will holder");
 
     // Both online subscribers subscribe (persistently) before the streams start.
     for (id, filter, qos, v) in [
@@ -552,7 +569,7 @@ fn crash_and_recover(stop_signal: &str) {
     // The will of the client that was connected: a crash ended its connection without
     // DISCONNECT, so the will goes out after the restart [MQTT-3.1.2-8]; a clean stop
     // (SIGTERM) does not publish wills.
-    drop(holder);
+    drop((holder, clean_holder));
     let (mut observer, present) =
         Client::connect(port, "will-observer", ProtocolVersion::V3_1_1, false, 0)
             .expect("observer");
@@ -566,8 +583,13 @@ fn crash_and_recover(stop_signal: &str) {
             }
         }
     }
+    wills.sort();
     if stop_signal == "-KILL" {
-        assert_eq!(wills, ["holder gone"], "the will after the crash");
+        assert_eq!(
+            wills,
+            ["clean holder gone", "holder gone"],
+            "the wills after the crash"
+        );
     } else {
         assert!(wills.is_empty(), "no will after a clean stop: {wills:?}");
     }

@@ -165,6 +165,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         rules,
         credentials_expire,
         held: VecDeque::new(),
+        will_stored: false,
     };
     conn.adopt_durability();
     let mut ack = ConnAck {

@@ -74,6 +74,18 @@ impl Conn {
             }
             (false, None) => {}
         }
+        // A clean session's will is stored on its own, for the case the broker crashes.
+        if !self.is_durable()
+            && store.is_durable()
+            && let Some((will, delay)) = &self.will
+        {
+            store.submit(Op::WillPut(
+                self.client_id.clone(),
+                Box::new(will.clone()),
+                *delay,
+            ));
+            self.will_stored = true;
+        }
     }
 
     /// Encodes `packet` once `ticket` is durable and every packet held before it left.

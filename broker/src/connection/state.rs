@@ -118,6 +118,8 @@ pub struct Conn {
     pub(crate) rules: Option<Arc<crate::auth::chain::SessionRules>>,
     /// When the credentials (a JWT) expire; the broker disconnects then.
     pub(crate) credentials_expire: Option<Instant>,
+    /// The will is in the store's `wills` table (a clean session's will).
+    pub(crate) will_stored: bool,
     /// Packets waiting for the store (see `durable.rs`), in sending order.
     pub(crate) held: VecDeque<(crate::store::Ticket, codec::Packet)>,
 }
@@ -137,6 +139,12 @@ impl Conn {
     /// tells the plugins.
     pub(crate) async fn finish(self, end: &End) {
         let broker = Arc::clone(&self.broker);
+        if self.will_stored {
+            // From here on the will is handled in memory (published or discarded).
+            broker
+                .store
+                .submit(crate::store::Op::WillDelete(self.client_id.clone()));
+        }
         let send_will = match end {
             End::Disconnected { will } => *will,
             End::Shutdown => false,

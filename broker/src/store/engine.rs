@@ -9,6 +9,7 @@
 //! sessions it was queued for; removed with its last queue entry) |
 //! | `inflight` | (client id, seq) | (packet id, state byte) |
 //! | `qos2_in` | (client id, packet id) | () |
+//! | `wills` | client id | ([`MessageRecord`], delay): wills of connected clean sessions |
 //! | `meta` | name | u64 (`format`) |
 
 use std::collections::HashMap;
@@ -36,6 +37,7 @@ const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
 const INFLIGHT: TableDefinition<(&str, u64), (u16, u8)> = TableDefinition::new("inflight");
 const QOS2_IN: TableDefinition<(&str, u16), ()> = TableDefinition::new("qos2_in");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const WILLS: TableDefinition<&str, &[u8]> = TableDefinition::new("wills");
 
 /// The layout version of the tables above.
 const LAYOUT: u64 = 2;
@@ -119,6 +121,7 @@ impl RedbEngine {
                 txn.open_table(MESSAGES)?;
                 txn.open_table(INFLIGHT)?;
                 txn.open_table(QOS2_IN)?;
+                txn.open_table(WILLS)?;
             }
             txn.commit()?;
             Ok(found)
@@ -150,6 +153,7 @@ impl RedbEngine {
         let mut dead_queue: Vec<(String, u64)> = Vec::new();
         let mut dead_inflight: Vec<(String, u64)> = Vec::new();
         let mut dead_qos2: Vec<(String, u16)> = Vec::new();
+        let mut dead_wills: Vec<String> = Vec::new();
         let mut sessions: HashMap<String, LoadedSession> = HashMap::new();
         let mut messages: HashMap<u64, (bool, Arc<Message>)> = HashMap::new();
         let mut refs: HashMap<u64, u32> = HashMap::new();
@@ -305,6 +309,22 @@ impl RedbEngine {
             }
             // In-flight states whose queue entry is gone.
             dead_inflight.extend(inflight.into_keys());
+            // Clean sessions' wills: their connections ended with the broker, and their
+            // sessions with them, so the wills are due now [MQTT-3.1.3-9].
+            let table = txn.open_table(WILLS).map_err(|e| oe(e.into()))?;
+            for entry in table.iter().map_err(|e| oe(e.into()))? {
+                let (k, v) = entry.map_err(|e| oe(e.into()))?;
+                let client = k.value().to_owned();
+                let (will, _delay): (MessageRecord, u32) = record::decode(v.value())
+                    .map_err(|e| self.record_error("wills", client.clone(), e))?;
+                if !will.expired_at(now_ms) {
+                    let m = will
+                        .into_message(now, wall)
+                        .map_err(|e| self.record_error("wills", client.clone(), e))?;
+                    snap.due_wills.push(m);
+                }
+                dead_wills.push(client);
+            }
             let qos2 = txn.open_table(QOS2_IN).map_err(|e| oe(e.into()))?;
             for entry in qos2.iter().map_err(|e| oe(e.into()))? {
                 let (k, _) = entry.map_err(|e| oe(e.into()))?;
@@ -354,6 +374,10 @@ impl RedbEngine {
             let mut m = txn.open_table(MESSAGES)?;
             for id in &dead_messages {
                 m.remove(*id)?;
+            }
+            let mut w = txn.open_table(WILLS)?;
+            for k in &dead_wills {
+                w.remove(k.as_str())?;
             }
             Ok(())
         };
@@ -482,6 +506,7 @@ fn apply_ops(
     let mut messages = txn.open_table(MESSAGES)?;
     let mut inflight = txn.open_table(INFLIGHT)?;
     let mut qos2 = txn.open_table(QOS2_IN)?;
+    let mut wills = txn.open_table(WILLS)?;
     for op in ops {
         match op {
             Op::RetainPut(m) => {
@@ -548,6 +573,13 @@ fn apply_ops(
                     release(&mut messages, refs, q.message_id)?;
                 }
                 inflight.remove((client.as_str(), *seq))?;
+            }
+            Op::WillPut(client, will, delay) => {
+                let v = record::encode(&(MessageRecord::from_message(will, now, wall), *delay));
+                wills.insert(client.as_str(), v.as_slice())?;
+            }
+            Op::WillDelete(client) => {
+                wills.remove(client.as_str())?;
             }
             Op::Qos2In {
                 client,

@@ -79,6 +79,12 @@ pub enum Op {
         /// The delivery's store sequence number.
         seq: u64,
     },
+    /// The will of a connected client whose session is not stored (clean), with its
+    /// delay: published after a crash, since the crash ended the connection without
+    /// DISCONNECT [MQTT-3.1.2-8].
+    WillPut(ClientId, Box<Message>, u32),
+    /// That client's connection ended; its will is handled (or discarded) in memory.
+    WillDelete(ClientId),
     /// An inbound QoS 2 packet id now awaits PUBREL (`true`) or was released (`false`).
     Qos2In {
         /// The session.

@@ -182,6 +182,7 @@ impl RedbEngine {
                 let client = k.value().to_owned();
                 let mut r: SessionRecord = record::decode(v.value())
                     .map_err(|e| self.record_error("sessions", client.clone(), e))?;
+                snap.last_id = snap.last_id.max(r.generation);
                 // A session that was connected when the broker stopped went offline then.
                 let was_online = r.offline_since_ms.is_none();
                 if was_online {
@@ -243,6 +244,7 @@ impl RedbEngine {
             for entry in table.iter().map_err(|e| oe(e.into()))? {
                 let (k, v) = entry.map_err(|e| oe(e.into()))?;
                 let id = k.value();
+                snap.last_id = snap.last_id.max(id);
                 let r: MessageRecord = record::decode(v.value())
                     .map_err(|e| self.record_error("messages", id.to_string(), e))?;
                 let expired = r.expired_at(now_ms);
@@ -255,6 +257,7 @@ impl RedbEngine {
             for entry in queue.iter().map_err(|e| oe(e.into()))? {
                 let (k, v) = entry.map_err(|e| oe(e.into()))?;
                 let (c, seq) = k.value();
+                snap.last_id = snap.last_id.max(seq);
                 let key = (c.to_owned(), seq);
                 let state = inflight.remove(&key);
                 let q: QueueRecord = record::decode(v.value())

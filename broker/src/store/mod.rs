@@ -200,6 +200,9 @@ pub struct Snapshot {
     /// What the start-up housekeeping removed: expired sessions, expired or orphaned
     /// messages.
     pub removed: usize,
+    /// The highest number the store holds: queue sequence numbers, session generations
+    /// and message ids come from one counter, which continues after it.
+    pub last_id: u64,
 }
 
 /// What a storage engine does. Called from the writer thread (apply) and once at
@@ -279,27 +282,23 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// A store that keeps nothing.
     pub fn memory() -> Store {
-        Store::with_parts(None, None, false, None, 1)
+        Store::with_parts(None, false, None, 1)
     }
 
     fn with_parts(
         tx: Option<std::sync::mpsc::Sender<(u64, Op)>>,
-        progress: Option<Arc<Progress>>,
         waits: bool,
         path: Option<PathBuf>,
         next_seq: u64,
     ) -> Store {
         let durable = tx.is_some();
-        let progress = progress.unwrap_or_else(|| {
-            Arc::new(Progress {
-                done: watch::channel(0).0,
-                failures: Mutex::default(),
-            })
-        });
         Store {
             inner: Arc::new(Inner {
                 queue: Mutex::new((0, tx)),
-                progress,
+                progress: Arc::new(Progress {
+                    done: watch::channel(0).0,
+                    failures: Mutex::default(),
+                }),
                 next_seq: AtomicU64::new(next_seq),
                 waits,
                 durable,
@@ -341,31 +340,10 @@ impl Store {
         config: &StorageConfig,
         path: Option<PathBuf>,
     ) -> Result<(Store, Snapshot), OpenError> {
-        let next_seq = snapshot
-            .sessions
-            .iter()
-            .flat_map(|s| {
-                s.queue
-                    .iter()
-                    .filter_map(|(d, _)| d.store_seq)
-                    .chain(std::iter::once(s.record.generation))
-            })
-            .max()
-            .unwrap_or(0)
-            + 1;
-        let progress = Arc::new(Progress {
-            done: watch::channel(0).0,
-            failures: Mutex::default(),
-        });
         let (tx, rx) = std::sync::mpsc::channel();
         let waits = config.fsync != FsyncPolicy::Periodic;
-        let store = Store::with_parts(
-            Some(tx),
-            Some(Arc::clone(&progress)),
-            waits,
-            path.clone(),
-            next_seq,
-        );
+        let store = Store::with_parts(Some(tx), waits, path.clone(), snapshot.last_id + 1);
+        let progress = Arc::clone(&store.inner.progress);
         let policy = writer::Policy::from_config(config);
         let handle = std::thread::Builder::new()
             .name("cauldron-store".to_owned())

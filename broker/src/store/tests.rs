@@ -629,3 +629,58 @@ async fn a_message_queued_for_many_sessions_is_stored_once() {
     assert_eq!(table_len(dir.path(), "messages"), 0);
     assert_eq!(table_len(dir.path(), "queue"), 0);
 }
+
+#[tokio::test]
+async fn ids_after_a_restart_never_reuse_a_stored_message_id() {
+    // The router takes the delivery's seq, then the message id: the message id is the
+    // highest number stored when one message is queued for one session.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let c = ClientId::new("c");
+    let (store, _) = Store::open(&cfg).unwrap();
+    let g = store.next_seq();
+    let (seq, message_id) = (store.next_seq(), store.next_seq());
+    submit_and_wait(
+        &store,
+        vec![
+            Op::SessionPut(c.clone(), Box::new(session_record(g, None, 3600))),
+            Op::Enqueue {
+                client: c.clone(),
+                generation: g,
+                seq,
+                message_id,
+                delivery: delivery(message("a/1", b"first"), QoS::AtLeastOnce),
+            },
+        ],
+    )
+    .await;
+    store.close();
+
+    let (store, _) = Store::open(&cfg).unwrap();
+    let (seq2, message_id2) = (store.next_seq(), store.next_seq());
+    assert!(seq2 > message_id && message_id2 > message_id);
+    submit_and_wait(
+        &store,
+        vec![Op::Enqueue {
+            client: c.clone(),
+            generation: g,
+            seq: seq2,
+            message_id: message_id2,
+            delivery: delivery(message("a/2", b"second"), QoS::AtLeastOnce),
+        }],
+    )
+    .await;
+    store.close();
+
+    let (store, snap) = Store::open(&cfg).unwrap();
+    let payloads: Vec<Bytes> = snap.sessions[0]
+        .queue
+        .iter()
+        .map(|(d, _)| d.message.payload.clone())
+        .collect();
+    assert_eq!(
+        payloads,
+        [Bytes::from_static(b"first"), Bytes::from_static(b"second")]
+    );
+    store.close();
+}

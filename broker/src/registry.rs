@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::message::{Delivery, Message};
+use crate::message::Message;
 use crate::router::Outbox;
 use crate::session::Session;
 use crate::store::Op;
@@ -27,7 +27,7 @@ pub struct StoredSession {
     /// The outbox sender the router holds for this session's subscriptions.
     pub outbox_tx: Outbox,
     /// The outbox receiver: messages queued while offline.
-    pub outbox_rx: mpsc::Receiver<Delivery>,
+    pub outbox_rx: crate::router::OutboxRx,
     /// When the session expires; `None` never.
     pub expires_at: Option<Instant>,
     /// A will waiting for its Will Delay Interval [MQTT-3.1.3-9].

@@ -5,8 +5,6 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::mpsc;
-
 use crate::broker::Broker;
 use crate::registry::{DelayedWill, StoredSession};
 use crate::router::Subscriber;
@@ -46,7 +44,7 @@ pub fn restore(broker: &Broker, snapshot: Snapshot) -> Restored {
         session.durable.set(Some(r.generation));
         let pending = loaded.queue.iter().filter(|(_, s)| s.is_none()).count();
         let capacity = broker.config.limits.max_queued_messages.max(pending).max(1);
-        let (tx, rx) = mpsc::channel(capacity);
+        let (tx, rx) = crate::router::outbox::channel(capacity);
         for s in r.subscriptions.iter().cloned() {
             // invariant: the engine decoded every subscription before loading
             let Ok((key, sub)) = s.into_subscription() else {

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytestring::ByteString;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +37,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
     shutdown: &CancellationToken,
     peer: &Peer,
     listener: &str,
-) -> Result<Option<Conn>, Error> {
+) -> Result<Option<Box<Conn>>, Error> {
     let wait = Duration::from_secs(broker.config.limits.connect_timeout_secs);
     let connect = tokio::select! {
         res = timeout(wait, read_connect(io)) => match res {
@@ -126,14 +125,15 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
                     broker.publish(w.message);
                 }
             }
-            let (tx, rx) = mpsc::channel(broker.config.limits.max_queued_messages.max(1));
+            let (tx, rx) = crate::router::outbox::channel(broker.config.limits.max_queued_messages);
             (Session::new(client_id.clone(), expiry), tx, rx, false)
         }
     };
     let limits = &broker.config.limits;
     let props = &connect.properties;
     let (keep_alive, server_keep_alive) = keep_alive(broker, &connect);
-    let mut conn = Conn {
+    // Boxed: the connection task holds a pointer, not a copy per nested future.
+    let mut conn = Box::new(Conn {
         broker: Arc::clone(broker),
         conn_id,
         version: v,
@@ -157,16 +157,16 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         outbound_aliases: HashMap::new(),
         keep_alive: (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
         last_packet: Instant::now(),
-        will,
+        will: will.map(Box::new),
         request_problem_information: props.request_problem_information.unwrap_or(true),
-        hook_client: crate::plugin::HookClient::new(&client),
+        hook_client: std::sync::OnceLock::new(),
         client: Arc::new(client),
         auth_entries: entries,
         rules,
         credentials_expire,
         held: VecDeque::new(),
         will_stored: false,
-    };
+    });
     conn.adopt_durability();
     let mut ack = ConnAck {
         // [MQTT-3.2.2-2] / [MQTT-3.2.2-3]

@@ -41,7 +41,7 @@ impl Conn {
             return Ticket::NONE;
         }
         let mut record = SessionRecord::of(&self.session, None, None);
-        record.will = self.will.as_ref().map(|(m, delay)| {
+        record.will = self.will.as_deref().map(|(m, delay)| {
             let now = std::time::Instant::now();
             let wall = std::time::SystemTime::now();
             (
@@ -77,7 +77,7 @@ impl Conn {
         // A clean session's will is stored on its own, for the case the broker crashes.
         if !self.is_durable()
             && store.is_durable()
-            && let Some((will, delay)) = &self.will
+            && let Some((will, delay)) = self.will.as_deref()
         {
             store.submit(Op::WillPut(
                 self.client_id.clone(),

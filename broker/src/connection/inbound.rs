@@ -565,7 +565,11 @@ impl Conn {
         let topic = message.topic.clone();
         // Boxed: a plugin call is a large future, and inline it would enlarge every
         // connection's task even when idle (the box is only made when a plugin runs).
-        match Box::pin(chain.on_publish_with(&self.hook_client, message)).await {
+        // Converted on the first call: most connections never need it.
+        let hook_client = self
+            .hook_client
+            .get_or_init(|| Box::new(crate::plugin::HookClient::new(&self.client)));
+        match Box::pin(chain.on_publish_with(hook_client, message)).await {
             PublishOutcome::Continue(message) => Ok(message),
             PublishOutcome::Drop {
                 reason_code,

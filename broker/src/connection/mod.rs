@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::future::OptionFuture;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::codec::Decoder;
@@ -169,7 +170,7 @@ pub async fn serve<S>(
 }
 
 async fn run<S: AsyncRead + AsyncWrite>(
-    mut conn: Conn,
+    mut conn: Box<Conn>,
     mut io: Io<S>,
     shutdown: &CancellationToken,
 ) {
@@ -212,7 +213,7 @@ async fn run<S: AsyncRead + AsyncWrite>(
     let _ = io.writer.shutdown().await;
     Stats::decr(&conn.broker.stats.clients_connected);
     // Boxed for the same reason: plugin calls for the will and `on-disconnect`.
-    Box::pin(conn.finish(&end)).await;
+    Box::pin((*conn).finish(&end)).await;
 }
 
 /// MQTT 5 only: the server may send DISCONNECT before closing [MQTT-3.14.0-1].
@@ -252,7 +253,10 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
     let expire = conn.credentials_expire;
     let store = conn.broker.store.clone();
     loop {
-        let keep_alive = conn.keep_alive_deadline();
+        let deadline = match (conn.keep_alive_deadline(), expire) {
+            (Some(keep_alive), Some(expire)) => Some(keep_alive.min(expire)),
+            (keep_alive, expire) => keep_alive.or(expire),
+        };
         let can_pull = conn.can_pull(io);
         let held = conn.held_front();
         io.prepare_read();
@@ -263,7 +267,8 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
                 return End::Shutdown;
             }
             _ = kick.cancelled() => return End::TakenOver,
-            _ = store.wait(held.unwrap_or_default()), if held.is_some() => {
+            // Boxed, and only while a packet is held: the wait is 224 bytes.
+            _ = OptionFuture::from(held.map(|t| Box::pin(store.wait(t)))), if held.is_some() => {
                 if let Some(end) = conn.release_held(io) {
                     return end;
                 }
@@ -301,11 +306,13 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
                     }
                 }
             }
-            _ = sleep_until(keep_alive.unwrap_or_else(Instant::now)), if keep_alive.is_some() => {
-                return End::KeepAliveTimeout;
-            }
-            _ = sleep_until(expire.unwrap_or_else(Instant::now)), if expire.is_some() => {
-                return End::CredentialsExpired;
+            // One timer for both deadlines (each timer is 112 bytes in every idle task).
+            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                return if deadline == expire {
+                    End::CredentialsExpired
+                } else {
+                    End::KeepAliveTimeout
+                };
             }
         }
     }
@@ -396,5 +403,48 @@ mod buffer_tests {
         tokio::io::AsyncReadExt::read_exact(&mut b, &mut got)
             .await
             .unwrap();
+    }
+}
+/// Every idle connection holds its task and its `Conn`: these guard against a large
+/// future (a plugin call, the handshake) or field slipping back in inline. Sizes are of
+/// the debug build; see docs/PERFORMANCE.md for the release numbers.
+#[cfg(test)]
+mod size_tests {
+    use std::sync::Arc;
+
+    use tokio_util::sync::CancellationToken;
+
+    fn size_of_val<T>(_: &T) -> usize {
+        std::mem::size_of::<T>()
+    }
+
+    #[test]
+    fn the_state_an_idle_connection_holds_stays_small() {
+        assert!(
+            std::mem::size_of::<super::Conn>() <= 640,
+            "Conn is {} bytes",
+            std::mem::size_of::<super::Conn>()
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let broker = Arc::new(crate::broker::Broker::new(crate::config::Config::default()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_nonblocking(true).unwrap();
+        let stream = tokio::net::TcpStream::from_std(stream).unwrap();
+        let peer = crate::transport::Peer { addr, tls: None };
+        // The future is only measured, never polled.
+        let task = super::serve(stream, peer, "x".into(), broker, CancellationToken::new());
+        // 5472 bytes before Conn was boxed and the timers and store wait were merged
+        // or boxed; 1384 after.
+        assert!(
+            size_of_val(&task) <= 2048,
+            "the task is {} bytes",
+            size_of_val(&task)
+        );
     }
 }

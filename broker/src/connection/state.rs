@@ -5,7 +5,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -92,7 +91,7 @@ pub struct Conn {
     pub(crate) client_id: ClientId,
     pub(crate) session: Session,
     pub(crate) outbox_tx: Outbox,
-    pub(crate) outbox_rx: mpsc::Receiver<Delivery>,
+    pub(crate) outbox_rx: crate::router::OutboxRx,
     /// Retained messages and other deliveries produced locally, sent before the outbox.
     pub(crate) pending: VecDeque<Delivery>,
     pub(crate) kick: CancellationToken,
@@ -106,12 +105,12 @@ pub struct Conn {
     pub(crate) outbound_aliases: HashMap<TopicName, u16>,
     pub(crate) keep_alive: Option<Duration>,
     pub(crate) last_packet: Instant,
-    pub(crate) will: Option<(Message, u32)>,
+    pub(crate) will: Option<Box<(Message, u32)>>,
     pub(crate) request_problem_information: bool,
     /// The client as plugins see it (attributes granted at connect included).
     pub(crate) client: Arc<ClientInfo>,
-    /// The same, converted once for the per-message `on-publish` calls.
-    pub(crate) hook_client: crate::plugin::HookClient,
+    /// The same, converted for the per-message `on-publish` calls on the first one.
+    pub(crate) hook_client: std::sync::OnceLock<Box<crate::plugin::HookClient>>,
     /// The listener's authentication and authorisation chain.
     pub(crate) auth_entries: Arc<[crate::config::ChainEntry]>,
     /// The session's compiled ACL, when the chain has one.
@@ -156,7 +155,11 @@ impl Conn {
                 .on_disconnect(&self.client, disconnect_reason(end))
                 .await;
         }
-        let mut will = if send_will { self.will.clone() } else { None };
+        let mut will = if send_will {
+            self.will.as_deref().cloned()
+        } else {
+            None
+        };
         if let Some((message, delay)) = will.take() {
             // Wills pass through on-publish like any other message.
             will = self

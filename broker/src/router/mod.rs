@@ -6,13 +6,13 @@
 //! publisher; a full outbox drops the message for that subscriber and the drop is counted.
 //! The router knows nothing about sockets, packets or packet identifiers.
 
+pub mod outbox;
 pub mod tree;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytestring::ByteString;
-use tokio::sync::mpsc;
 
 use crate::codec::SubscriptionOptions;
 use crate::message::{Delivery, Message};
@@ -22,8 +22,7 @@ use crate::topic::TopicFilter;
 use crate::types::{ClientId, QoS};
 use tree::SubscriptionTree;
 
-/// The sending side of a session's outbox.
-pub type Outbox = mpsc::Sender<Delivery>;
+pub use outbox::{Outbox, OutboxRx};
 
 /// One subscription of one session.
 #[derive(Debug, Clone)]
@@ -264,12 +263,12 @@ fn send(
             outcome.ticket = outcome.ticket.max(ticket);
             true
         }
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(outbox::TrySendError::Full(_)) => {
             outcome.dropped += 1;
             false
         }
         // The session ended between lookup and send; its subscriptions are being removed.
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        Err(outbox::TrySendError::Closed(_)) => false,
     }
 }
 

@@ -36,10 +36,12 @@ const OUTBOX_BATCH: usize = 256;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// The read buffer of a quiet connection (most CONNECT packets fit).
 const READ_BUFFER_MIN: usize = 256;
-/// The largest step the read buffer grows by when reads keep filling it.
+/// The largest read size: reads that keep filling the buffer double it up to this.
 const READ_BUFFER_STEP_MAX: usize = 64 * 1024;
 /// A write buffer larger than this is released once it has been written out.
 const WRITE_BUFFER_KEEP: usize = 64 * 1024;
+/// A grown read size is kept while reads use a quarter of it, and this long after.
+const READ_BUFFER_KEEP: Duration = Duration::from_secs(1);
 
 /// The socket halves and buffers of one connection.
 pub(crate) struct Io<S> {
@@ -51,6 +53,12 @@ pub(crate) struct Io<S> {
     /// Bytes were written since the last flush. TLS and WebSocket streams may hold
     /// written data until flushed; plain TCP flushes at no cost.
     unflushed: bool,
+    /// Room the next read gets at least (half of it, see [`Io::prepare_read`]).
+    read_size: u32,
+    /// Room the current read was given.
+    read_room: u32,
+    /// The last read that used at least a quarter of a grown read size.
+    read_busy: Instant,
 }
 
 impl<S: AsyncRead + AsyncWrite> Io<S> {
@@ -98,27 +106,52 @@ async fn write_some<W: AsyncWrite>(
 }
 
 impl<S> Io<S> {
-    /// Before a read: room for at least a quarter of the minimum; a buffer that reads
-    /// keep filling doubles (up to a step of 64 KiB), so busy clients read in large
-    /// chunks while idle ones hold 256 bytes.
-    fn prepare_read(&mut self) {
-        if self.rbuf.capacity() - self.rbuf.len() < READ_BUFFER_MIN / 4 {
-            let step = self
-                .rbuf
-                .capacity()
-                .clamp(READ_BUFFER_MIN, READ_BUFFER_STEP_MAX);
-            self.rbuf.reserve(step);
+    fn new(reader: ReadHalf<S>, writer: WriteHalf<S>, codec: Codec) -> Self {
+        Io {
+            reader,
+            writer,
+            rbuf: BytesMut::with_capacity(READ_BUFFER_MIN),
+            wbuf: BytesMut::new(),
+            codec,
+            unflushed: false,
+            read_size: READ_BUFFER_MIN as u32,
+            read_room: 0,
+            read_busy: Instant::now(),
         }
     }
 
-    /// After a read of `n` bytes was decoded: a buffer left empty by a small read goes
-    /// back to the minimum, so that a burst does not pin memory on an idle connection.
+    /// Before a read: at least half the read size free, else room for a whole read.
+    ///
+    /// Decoding hands slices of the buffer to the messages (no copy), so the room left
+    /// after a packet is the tail of the allocation, and a buffer sized by its own
+    /// capacity fell back to 256 bytes after every packet: a stream of 1 KiB messages
+    /// took two `recv` calls each. The read size is remembered instead.
+    fn prepare_read(&mut self) {
+        let want = self.read_size as usize;
+        if self.rbuf.capacity() - self.rbuf.len() < want / 2 {
+            self.rbuf.reserve(want);
+        }
+        self.read_room = u32::try_from(self.rbuf.capacity() - self.rbuf.len()).unwrap_or(u32::MAX);
+    }
+
+    /// After a read of `n` bytes was decoded: a read that filled its room doubles the
+    /// read size (up to [`READ_BUFFER_STEP_MAX`]); once no read has used a quarter of it
+    /// for [`READ_BUFFER_KEEP`], the size goes back to the minimum and an empty grown
+    /// buffer is released, so that a burst does not pin memory on an idle connection.
     fn settle_read(&mut self, n: usize) {
-        if self.rbuf.is_empty()
-            && self.rbuf.capacity() > 4 * READ_BUFFER_MIN
-            && n < self.rbuf.capacity() / 4
-        {
-            self.rbuf = BytesMut::with_capacity(READ_BUFFER_MIN);
+        let want = self.read_size as usize;
+        if n >= self.read_room as usize {
+            self.read_size = (2 * want).min(READ_BUFFER_STEP_MAX) as u32;
+            self.read_busy = Instant::now();
+        } else if want > READ_BUFFER_MIN || self.rbuf.capacity() > 4 * READ_BUFFER_MIN {
+            if n >= want / 4 {
+                self.read_busy = Instant::now();
+            } else if self.read_busy.elapsed() >= READ_BUFFER_KEEP {
+                self.read_size = READ_BUFFER_MIN as u32;
+                if self.rbuf.is_empty() {
+                    self.rbuf = BytesMut::with_capacity(READ_BUFFER_MIN);
+                }
+            }
         }
     }
 }
@@ -136,15 +169,12 @@ pub async fn serve<S>(
     let span = info_span!("conn", peer = %peer.addr, client_id = field::Empty);
     async move {
         let (reader, writer) = tokio::io::split(stream);
-        let mut io = Io {
+        // The write buffer is allocated by the first packet to send.
+        let mut io = Io::new(
             reader,
             writer,
-            rbuf: BytesMut::with_capacity(READ_BUFFER_MIN),
-            // Allocated by the first packet to send.
-            wbuf: BytesMut::new(),
-            codec: Codec::new(broker.config.limits.max_packet_bytes),
-            unflushed: false,
-        };
+            Codec::new(broker.config.limits.max_packet_bytes),
+        );
         // Boxed: the handshake (authentication chain, plugin calls) is a large future
         // needed once; inline it would sit in every idle connection's task.
         let handshake = Box::pin(connect::handshake(
@@ -346,45 +376,69 @@ mod buffer_tests {
     fn io() -> Io<tokio::io::DuplexStream> {
         let (a, _b) = tokio::io::duplex(64);
         let (reader, writer) = tokio::io::split(a);
-        Io {
-            reader,
-            writer,
-            rbuf: BytesMut::with_capacity(READ_BUFFER_MIN),
-            wbuf: BytesMut::new(),
-            codec: Codec::new(1 << 20),
-            unflushed: false,
-        }
+        Io::new(reader, writer, Codec::new(1 << 20))
     }
 
-    #[tokio::test]
-    async fn the_read_buffer_grows_while_reads_fill_it_and_shrinks_when_quiet() {
+    /// A read of `n` bytes into the room `prepare_read` made, then decoding, which
+    /// takes whole packets off the front (the message payloads keep their slices).
+    fn read(io: &mut Io<tokio::io::DuplexStream>, n: usize, decoded: usize) {
+        io.prepare_read();
+        let n = n.min(io.read_room as usize);
+        io.rbuf.extend_from_slice(&vec![0u8; n]);
+        let _payloads = io.rbuf.split_to(decoded.min(io.rbuf.len())).freeze();
+        io.settle_read(n);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_read_size_grows_while_reads_fill_it_and_shrinks_when_quiet() {
         let mut io = io();
         io.prepare_read();
-        assert_eq!(
-            io.rbuf.capacity(),
-            READ_BUFFER_MIN,
-            "room enough: no growth"
-        );
-        let mut caps = Vec::new();
-        for _ in 0..12 {
-            // a read that fills the buffer
-            let spare = io.rbuf.capacity() - io.rbuf.len();
-            io.rbuf.extend_from_slice(&vec![0u8; spare]);
-            io.prepare_read();
-            caps.push(io.rbuf.capacity());
+        assert_eq!(io.rbuf.capacity(), READ_BUFFER_MIN, "an idle connection");
+        // a packet larger than the buffer: the room at least doubles with each read
+        // that fills it (one read per doubling, not 64-byte reads)
+        let mut rooms = Vec::new();
+        for _ in 0..9 {
+            read(&mut io, usize::MAX, 0);
+            rooms.push(io.read_room as usize);
         }
-        // a packet larger than the buffer: it at least doubles each time (one read per
-        // doubling, not 64-byte reads)
-        assert!(caps.windows(2).all(|w| w[1] >= 2 * w[0]), "grows: {caps:?}");
-        // everything decoded, then a small read: back to the minimum
+        assert!(
+            rooms.windows(2).all(|w| w[1] >= 2 * w[0]),
+            "grows: {rooms:?}"
+        );
+        assert_eq!(io.read_size as usize, READ_BUFFER_STEP_MAX, "capped");
         io.rbuf.clear();
-        io.settle_read(10);
+        // a steady stream of 1 KiB packets, each decoded (sliced off) as it arrives:
+        // every packet arrives in one read
+        io.read_size = READ_BUFFER_MIN as u32;
+        io.rbuf = BytesMut::with_capacity(READ_BUFFER_MIN);
+        let mut reads_per_packet = Vec::new();
+        for _ in 0..20 {
+            let mut reads = 0;
+            let mut got = 0;
+            while got < 1024 {
+                let before = io.rbuf.len();
+                read(&mut io, 1024 - got, 0);
+                got += io.rbuf.len() - before;
+                reads += 1;
+            }
+            let _packet = io.rbuf.split_to(io.rbuf.len()).freeze();
+            reads_per_packet.push(reads);
+        }
+        assert!(
+            reads_per_packet[5..].iter().all(|&r| r == 1),
+            "one read per packet once the size adapted: {reads_per_packet:?}"
+        );
+        // the tail of a packet (a small read) right after: the size is kept
+        let grown = io.read_size;
+        read(&mut io, 10, 10);
+        assert_eq!(io.read_size, grown, "kept right after being used");
+        // quiet for a while: back to the minimum on the next small read, and a grown
+        // empty buffer is released
+        io.rbuf = BytesMut::with_capacity(16 * READ_BUFFER_MIN);
+        tokio::time::advance(READ_BUFFER_KEEP).await;
+        read(&mut io, 10, 10);
+        assert_eq!(io.read_size as usize, READ_BUFFER_MIN);
         assert_eq!(io.rbuf.capacity(), READ_BUFFER_MIN);
-        // a large read that happened to end on a packet boundary keeps the buffer
-        io.rbuf.reserve(64 * 1024);
-        let cap = io.rbuf.capacity();
-        io.settle_read(cap);
-        assert_eq!(io.rbuf.capacity(), cap);
     }
 
     #[tokio::test]

@@ -140,6 +140,17 @@ fn hooks(c: &mut Criterion) {
             })
         })
     });
+    for size in [4usize, 16, 64] {
+        let batch: Vec<Message> = (0..size).map(|_| small.clone()).collect();
+        // Reported per batch: divide by the size for the cost per message.
+        group.bench_function(format!("on_publish_batch/passthrough/64B/x{size}"), |b| {
+            b.iter_custom(|n| {
+                timed(&runtime, n, || {
+                    passthrough.on_publish_batch(&prepared, batch.clone())
+                })
+            })
+        });
+    }
     group.bench_function("on_publish/passthrough/16KiB", |b| {
         b.iter_custom(|n| timed(&runtime, n, || passthrough.on_publish(&who, large.clone())))
     });
@@ -159,6 +170,12 @@ fn hooks(c: &mut Criterion) {
         &runtime,
         "on_publish passthrough 64B, client prepared",
         || passthrough.on_publish_with(&prepared, small.clone()),
+    );
+    let batch16: Vec<Message> = (0..16).map(|_| small.clone()).collect();
+    percentiles(
+        &runtime,
+        "on_publish_batch passthrough 16 x 64B (per batch)",
+        || passthrough.on_publish_batch(&prepared, batch16.clone()),
     );
     percentiles(&runtime, "on_subscribe no-opinion", || {
         trivial.on_subscribe(&who, "sensors/+/temperature", QoS::AtLeastOnce)

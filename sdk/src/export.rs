@@ -81,6 +81,25 @@ pub fn on_publish<P: Plugin>(
     convert::verdict_to_wit(verdict)
 }
 
+/// `on-publish-batch`: the plugin's `on_publish` for each message in turn, with the client
+/// converted once.
+pub fn on_publish_batch<P: Plugin>(
+    slot: &'static Slot<P>,
+    client: wit::Client,
+    messages: Vec<wit::Message>,
+) -> Vec<wit::PublishDecision> {
+    let client = convert::client_from_wit(client);
+    with_plugin(slot, |p| {
+        messages
+            .into_iter()
+            .map(|message| {
+                let message = convert::message_from_wit(message);
+                convert::verdict_to_wit(p.on_publish(&client, &message))
+            })
+            .collect()
+    })
+}
+
 /// `on-disconnect`.
 pub fn on_disconnect<P: Plugin>(
     slot: &'static Slot<P>,
@@ -172,6 +191,13 @@ macro_rules! export_plugin {
                     $crate::__private::on_publish(&__CAULDRON_PLUGIN, client, message)
                 }
 
+                fn on_publish_batch(
+                    client: __wit::Client,
+                    messages: ::std::vec::Vec<__wit::Message>,
+                ) -> ::std::vec::Vec<__wit::PublishDecision> {
+                    $crate::__private::on_publish_batch(&__CAULDRON_PLUGIN, client, messages)
+                }
+
                 fn on_disconnect(client: __wit::Client, reason: __wit::DisconnectReason) {
                     $crate::__private::on_disconnect(&__CAULDRON_PLUGIN, client, reason)
                 }
@@ -259,6 +285,20 @@ mod tests {
             other => panic!("{other:?}"),
         }
         SLOT.with(|c| assert_eq!(c.get().map(|p| p.inits.get()), Some(1)));
+    }
+
+    #[test]
+    fn a_batch_answers_each_message_as_on_publish_does_in_order() {
+        init(&SLOT, r#"{"suffix": "x"}"#.to_owned()).unwrap();
+        let batch = vec![wit_message("a"), wit_message("b/c"), wit_message("d")];
+        let topics: Vec<String> = on_publish_batch(&SLOT, wit_client(), batch)
+            .into_iter()
+            .map(|d| match d {
+                wit::PublishDecision::Replace(m) => m.topic,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(topics, ["a/x", "b/c/x", "d/x"]);
     }
 
     #[test]

@@ -123,11 +123,13 @@ async fn metrics_scrape_counts_the_traffic_sent() {
     b.stop().await;
 }
 
-/// The passthrough plugin saw the 8 publishes: calls, decisions and a histogram whose
-/// buckets are cumulative and end in `+Inf` = `_count` = calls.
+/// The passthrough plugin saw the 8 publishes: one decision each, calls (publishes that
+/// arrived in one read, like the QoS 0 pair sent without waiting, share a batch call)
+/// and a histogram whose buckets are cumulative and end in `+Inf` = `_count` = calls.
 fn check_plugin_metrics(m: &Exposition) {
     let hook = [("plugin", "passthrough"), ("hook", "on-publish")];
-    assert_eq!(m.value("cauldron_plugin_hook_calls_total", &hook), 8.0);
+    let calls = m.value("cauldron_plugin_hook_calls_total", &hook);
+    assert!((6.0..=8.0).contains(&calls), "calls: {calls}");
     let decision = |d| {
         let labels = [hook[0], hook[1], ("decision", d)];
         m.value("cauldron_plugin_hook_decisions_total", &labels)
@@ -160,10 +162,10 @@ fn check_plugin_metrics(m: &Exposition) {
         buckets.windows(2).all(|w| w[0].1 <= w[1].1),
         "cumulative: {buckets:?}"
     );
-    assert_eq!(buckets.last().copied(), Some((f64::INFINITY, 8.0)));
+    assert_eq!(buckets.last().copied(), Some((f64::INFINITY, calls)));
     assert_eq!(
         m.value("cauldron_plugin_hook_duration_seconds_count", &hook),
-        8.0
+        calls
     );
     assert!(m.value("cauldron_plugin_hook_duration_seconds_sum", &hook) > 0.0);
 }

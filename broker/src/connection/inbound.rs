@@ -26,6 +26,28 @@ use crate::types::{PacketId, QoS, ReasonCode};
 
 type Handled = Result<Option<End>, Error>;
 
+/// What [`Conn::accept_publish`] made of a PUBLISH.
+pub(crate) enum Arrival {
+    /// Checked: run the publish hooks, then [`Conn::complete_publish`].
+    Accepted(Accepted),
+    /// Answered without routing; the answer, if any, goes out in order.
+    Answered(Option<Packet>),
+}
+
+/// A checked PUBLISH: its message, and what acknowledging it needs.
+pub(crate) struct Accepted {
+    message: Message,
+    head: PublishHead,
+}
+
+/// What acknowledging a PUBLISH needs once its message went through the hooks.
+pub(crate) struct PublishHead {
+    qos: QoS,
+    packet_id: Option<PacketId>,
+    /// The store write of a QoS 2 arrival, which the PUBREC waits for.
+    ticket: Ticket,
+}
+
 impl Conn {
     /// Handles one packet from the client.
     pub(crate) async fn handle<S: AsyncRead + AsyncWrite>(
@@ -143,6 +165,31 @@ impl Conn {
         io: &mut Io<S>,
         p: Publish,
     ) -> Handled {
+        match self.accept_publish(p)? {
+            Arrival::Answered(answer) => {
+                if let Some(answer) = answer {
+                    self.send_after(io, Ticket::NONE, answer);
+                }
+                Ok(None)
+            }
+            Arrival::Accepted(accepted) => self.publish_one(io, accepted).await,
+        }
+    }
+
+    /// Runs the publish hooks for one accepted PUBLISH and answers it.
+    pub(crate) async fn publish_one<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        io: &mut Io<S>,
+        Accepted { message, head }: Accepted,
+    ) -> Handled {
+        let result = self.run_publish_hooks(message).await;
+        self.complete_publish(io, head, result)
+    }
+
+    /// The first half of a PUBLISH: checks it against the protocol and the broker's
+    /// limits and makes the message, or answers it at once (a refused payload, a QoS 2
+    /// retransmission). `Err` closes the connection.
+    pub(crate) fn accept_publish(&mut self, p: Publish) -> Result<Arrival, Error> {
         self.broker.stats.publish_received(p.qos, p.payload.len());
         let cfg = Arc::clone(&self.broker.config);
         if p.qos.as_u8() > cfg.mqtt.maximum_qos {
@@ -174,7 +221,36 @@ impl Conn {
             // [MQTT-3.3.2-4]: the receiver may check a payload announced as UTF-8.
             Stats::incr(&self.broker.stats.messages_rejected);
             tracing::info!(topic = %topic, "payload announced as UTF-8 is not valid UTF-8; message rejected");
-            return self.refuse_publish(io, &p, ReasonCode::PAYLOAD_FORMAT_INVALID);
+            return Ok(Arrival::Answered(
+                self.refusal_answer(&p, ReasonCode::PAYLOAD_FORMAT_INVALID),
+            ));
+        }
+        let mut ticket = Ticket::NONE;
+        if let (QoS::ExactlyOnce, Some(id)) = (p.qos, p.packet_id) {
+            match self.session.on_qos2_publish(id, cfg.limits.receive_maximum) {
+                Ok(Qos2Arrival::New) => {
+                    // Stored with the message: after a restart a retransmission is
+                    // still recognised [MQTT-4.3.3-9].
+                    ticket = self.store_op(Op::Qos2In {
+                        client: self.client_id.clone(),
+                        packet_id: id,
+                        present: true,
+                    });
+                }
+                // [MQTT-4.3.3-9]: a retransmission is acknowledged, not routed again.
+                Ok(Qos2Arrival::Duplicate) => {
+                    return Ok(Arrival::Answered(Some(Packet::PubRec(ack(
+                        id,
+                        ReasonCode::SUCCESS,
+                    )))));
+                }
+                Err(e) => {
+                    return Err(Error::protocol(
+                        ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                        e.to_string(),
+                    ));
+                }
+            }
         }
         let props = p.properties;
         let message = Message {
@@ -195,9 +271,27 @@ impl Conn {
             ),
             publisher: Some(self.client_id.clone()),
         };
-        let Some(id) = p.packet_id else {
+        Ok(Arrival::Accepted(Accepted {
+            message,
+            head: PublishHead {
+                qos: p.qos,
+                packet_id: p.packet_id,
+                ticket,
+            },
+        }))
+    }
+
+    /// The second half of a PUBLISH, once the hooks ran: routes the message (or counts
+    /// the refusal) and acknowledges it.
+    fn complete_publish<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        io: &mut Io<S>,
+        head: PublishHead,
+        result: Result<Message, ReasonCode>,
+    ) -> Handled {
+        let Some(id) = head.packet_id else {
             // QoS 0: no acknowledgement either way.
-            match self.run_publish_hooks(message).await {
+            match result {
                 Ok(message) => {
                     self.broker.publish(message);
                 }
@@ -205,33 +299,8 @@ impl Conn {
             }
             return Ok(None);
         };
-        let mut ticket = Ticket::NONE;
-        if p.qos == QoS::ExactlyOnce {
-            match self.session.on_qos2_publish(id, cfg.limits.receive_maximum) {
-                Ok(Qos2Arrival::New) => {
-                    // Stored with the message: after a restart a retransmission is
-                    // still recognised [MQTT-4.3.3-9].
-                    ticket = self.store_op(Op::Qos2In {
-                        client: self.client_id.clone(),
-                        packet_id: id,
-                        present: true,
-                    });
-                }
-                // [MQTT-4.3.3-9]: a retransmission is acknowledged, not routed again.
-                Ok(Qos2Arrival::Duplicate) => {
-                    let rec = Packet::PubRec(ack(id, ReasonCode::SUCCESS));
-                    self.send_after(io, Ticket::NONE, rec);
-                    return Ok(None);
-                }
-                Err(e) => {
-                    return Err(Error::protocol(
-                        ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
-                        e.to_string(),
-                    ));
-                }
-            }
-        }
-        let code = match self.run_publish_hooks(message).await {
+        let mut ticket = head.ticket;
+        let code = match result {
             Ok(message) => {
                 // Acknowledged once every persistent session it reached has it on disk.
                 ticket = ticket.max(self.broker.publish(message).ticket);
@@ -244,19 +313,37 @@ impl Conn {
                 ReasonCode::SUCCESS
             }
             Err(code) => {
-                if p.qos == QoS::ExactlyOnce {
+                if head.qos == QoS::ExactlyOnce {
                     // a PUBREC with a failure code ends the exchange [MQTT-4.3.3-?]
                     self.session.on_pubrel(id);
                 }
                 code
             }
         };
-        let answer = if p.qos == QoS::AtLeastOnce {
+        let answer = if head.qos == QoS::AtLeastOnce {
             Packet::PubAck(ack(id, code))
         } else {
             Packet::PubRec(ack(id, code))
         };
         self.send_after(io, ticket, answer);
+        Ok(None)
+    }
+
+    /// Runs the publish hooks once for `batch` (PUBLISH packets accepted in the order
+    /// the client sent them, from one socket read), then completes each in order.
+    pub(crate) async fn publish_batch<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        io: &mut Io<S>,
+        batch: Vec<Accepted>,
+    ) -> Handled {
+        let (messages, heads): (Vec<Message>, Vec<PublishHead>) =
+            batch.into_iter().map(|a| (a.message, a.head)).unzip();
+        let results = self.run_publish_hooks_batch(messages).await;
+        for (head, result) in heads.into_iter().zip(results) {
+            if let Some(end) = self.complete_publish(io, head, result)? {
+                return Ok(Some(end));
+            }
+        }
         Ok(None)
     }
 
@@ -321,14 +408,10 @@ impl Conn {
         Ok(topic)
     }
 
-    /// A PUBLISH refused without closing: v5 QoS 1/2 get the reason code, others drop.
-    fn refuse_publish<S: AsyncRead + AsyncWrite>(
-        &mut self,
-        io: &mut Io<S>,
-        p: &Publish,
-        reason: ReasonCode,
-    ) -> Handled {
-        let answer = match (p.qos, p.packet_id, self.version.is_v5()) {
+    /// The answer to a PUBLISH refused without closing: v5 QoS 1/2 get the reason
+    /// code, 3.1.1 QoS 1/2 a success, QoS 0 nothing.
+    fn refusal_answer(&mut self, p: &Publish, reason: ReasonCode) -> Option<Packet> {
+        Some(match (p.qos, p.packet_id, self.version.is_v5()) {
             (QoS::AtLeastOnce, Some(id), true) => Packet::PubAck(ack(id, reason)),
             (QoS::ExactlyOnce, Some(id), true) => Packet::PubRec(ack(id, reason)),
             (QoS::AtLeastOnce, Some(id), false) => Packet::PubAck(ack(id, ReasonCode::SUCCESS)),
@@ -336,10 +419,8 @@ impl Conn {
                 self.session.inbound_qos2.insert(id);
                 Packet::PubRec(ack(id, ReasonCode::SUCCESS))
             }
-            _ => return Ok(None),
-        };
-        self.send_after(io, Ticket::NONE, answer);
-        Ok(None)
+            _ => return None,
+        })
     }
 
     async fn on_subscribe<S: AsyncRead + AsyncWrite>(
@@ -550,6 +631,63 @@ impl Conn {
     /// `on-publish`; `Err` carries the reason code of a refusal or drop, which is
     /// counted and logged here.
     pub(crate) async fn run_publish_hooks(&self, message: Message) -> Result<Message, ReasonCode> {
+        self.check_publish_acl(&message)?;
+        let chain = self.broker.plugins();
+        if !chain.has(Hook::Publish) {
+            return Ok(message);
+        }
+        let topic = message.topic.clone();
+        // Boxed: a plugin call is a large future, and inline it would enlarge every
+        // connection's task even when idle (the box is only made when a plugin runs).
+        let outcome = Box::pin(chain.on_publish_with(self.hook_client(), message)).await;
+        self.publish_outcome(&topic, outcome)
+    }
+
+    /// [`Self::run_publish_hooks`] for messages in the order the client sent them, with
+    /// one plugin call per plugin for all of them (`on-publish-batch`).
+    async fn run_publish_hooks_batch(
+        &self,
+        messages: Vec<Message>,
+    ) -> Vec<Result<Message, ReasonCode>> {
+        let chain = self.broker.plugins();
+        if !chain.has(Hook::Publish) {
+            let checked = messages.into_iter();
+            return checked
+                .map(|m| self.check_publish_acl(&m).map(|()| m))
+                .collect();
+        }
+        // `None`: allowed by the ACL, answered by the chain below.
+        let mut refused = Vec::with_capacity(messages.len());
+        let mut allowed = Vec::with_capacity(messages.len());
+        let mut topics = Vec::with_capacity(messages.len());
+        for message in messages {
+            match self.check_publish_acl(&message) {
+                Ok(()) => {
+                    refused.push(None);
+                    topics.push(message.topic.clone());
+                    allowed.push(message);
+                }
+                Err(code) => refused.push(Some(code)),
+            }
+        }
+        let outcomes = Box::pin(chain.on_publish_batch(self.hook_client(), allowed)).await;
+        let mut answered = outcomes.into_iter().zip(topics);
+        refused
+            .into_iter()
+            .map(|refusal| match refusal {
+                Some(code) => Err(code),
+                None => match answered.next() {
+                    Some((outcome, topic)) => self.publish_outcome(&topic, outcome),
+                    // invariant: one outcome per allowed message
+                    None => Err(ReasonCode::UNSPECIFIED_ERROR),
+                },
+            })
+            .collect()
+    }
+
+    /// The ACL's publish check, when the chain has an ACL; a refusal is counted and
+    /// logged.
+    fn check_publish_acl(&self, message: &Message) -> Result<(), ReasonCode> {
         if let Some(rules) = &self.rules
             && let Err(refusal) = authorize_publish(rules, message.topic.as_str())
         {
@@ -558,18 +696,23 @@ impl Conn {
             tracing::info!(client_id = %self.client_id, topic = %message.topic, code = %refusal.code, "publish not authorized by the acl");
             return Err(refusal.code);
         }
-        let chain = self.broker.plugins();
-        if !chain.has(Hook::Publish) {
-            return Ok(message);
-        }
-        let topic = message.topic.clone();
-        // Boxed: a plugin call is a large future, and inline it would enlarge every
-        // connection's task even when idle (the box is only made when a plugin runs).
-        // Converted on the first call: most connections never need it.
-        let hook_client = self
-            .hook_client
-            .get_or_init(|| Box::new(crate::plugin::HookClient::new(&self.client)));
-        match Box::pin(chain.on_publish_with(hook_client, message)).await {
+        Ok(())
+    }
+
+    /// The client record for the hooks, converted on the first call: most connections
+    /// never need it.
+    fn hook_client(&self) -> &crate::plugin::HookClient {
+        self.hook_client
+            .get_or_init(|| Box::new(crate::plugin::HookClient::new(&self.client)))
+    }
+
+    /// The chain's answer for a message on `topic`; a drop is counted and logged.
+    fn publish_outcome(
+        &self,
+        topic: &TopicName,
+        outcome: PublishOutcome,
+    ) -> Result<Message, ReasonCode> {
+        match outcome {
             PublishOutcome::Continue(message) => Ok(message),
             PublishOutcome::Drop {
                 reason_code,

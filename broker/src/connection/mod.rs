@@ -24,14 +24,19 @@ use tracing::{Instrument, debug, field, info_span};
 
 use crate::broker::Broker;
 use crate::codec::{self, Codec, Disconnect, DisconnectProperties, Packet};
+use crate::plugin::Hook;
 use crate::stats::Stats;
+use crate::store::Ticket;
 use crate::transport::Peer;
 use crate::types::ReasonCode;
+use inbound::{Accepted, Arrival};
 pub use state::Error;
 use state::{Conn, End};
 
 /// How many deliveries one wake-up pulls from the outbox before writing.
 const OUTBOX_BATCH: usize = 256;
+/// Most PUBLISH packets whose plugin hooks run in one call (see [`decode_all`]).
+const PUBLISH_BATCH: usize = 64;
 /// How long a closing connection may take to flush what it has.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// The read buffer of a quiet connection (most CONNECT packets fit).
@@ -349,23 +354,87 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
 }
 
 /// Decodes and handles every complete packet in the read buffer.
+///
+/// With a plugin `on-publish` hook, consecutive PUBLISH packets are checked one by one
+/// and their hooks run once for the run (up to [`PUBLISH_BATCH`]): a plugin call costs
+/// about as much as the rest of a message's way through the broker, so a busy client
+/// pays for one call per read rather than one per message. Anything else in between
+/// (and the end of the buffer) completes the run first, so answers keep their order.
 async fn decode_all<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) -> Option<End> {
+    let batching = conn.broker.plugins().has(Hook::Publish);
+    let mut run: Vec<Accepted> = Vec::new();
     loop {
-        match io.codec.decode(&mut io.rbuf) {
-            Ok(Some(packet)) => {
-                conn.touch();
-                match conn.handle(io, packet).await {
-                    Ok(None) => {}
-                    Ok(Some(end)) => return Some(end),
-                    Err(e) => return Some(End::Failed(e)),
-                }
-            }
+        let packet = match io.codec.decode(&mut io.rbuf) {
+            Ok(Some(packet)) => packet,
             Ok(None) => {
+                if let Some(end) = complete_run(conn, io, &mut run).await {
+                    return Some(end);
+                }
                 conn.fill_from_pending(io);
                 return None;
             }
-            Err(e) => return Some(End::Failed(Error::Codec(e))),
+            Err(e) => {
+                let end = complete_run(conn, io, &mut run).await;
+                return Some(end.unwrap_or(End::Failed(Error::Codec(e))));
+            }
+        };
+        conn.touch();
+        let packet = match packet {
+            Packet::Publish(p) if batching => {
+                match conn.accept_publish(p) {
+                    Ok(Arrival::Accepted(accepted)) => {
+                        run.push(accepted);
+                        if run.len() >= PUBLISH_BATCH
+                            && let Some(end) = complete_run(conn, io, &mut run).await
+                        {
+                            return Some(end);
+                        }
+                    }
+                    Ok(Arrival::Answered(answer)) => {
+                        if let Some(end) = complete_run(conn, io, &mut run).await {
+                            return Some(end);
+                        }
+                        if let Some(answer) = answer {
+                            conn.send_after(io, Ticket::NONE, answer);
+                        }
+                    }
+                    Err(e) => {
+                        let end = complete_run(conn, io, &mut run).await;
+                        return Some(end.unwrap_or(End::Failed(e)));
+                    }
+                }
+                continue;
+            }
+            other => other,
+        };
+        if let Some(end) = complete_run(conn, io, &mut run).await {
+            return Some(end);
         }
+        match conn.handle(io, packet).await {
+            Ok(None) => {}
+            Ok(Some(end)) => return Some(end),
+            Err(e) => return Some(End::Failed(e)),
+        }
+    }
+}
+
+/// Runs the hooks of the PUBLISH packets accepted so far and answers them.
+async fn complete_run<S: AsyncRead + AsyncWrite>(
+    conn: &mut Conn,
+    io: &mut Io<S>,
+    run: &mut Vec<Accepted>,
+) -> Option<End> {
+    let handled = match run.len() {
+        0 => return None,
+        1 => match run.pop() {
+            Some(one) => conn.publish_one(io, one).await,
+            None => Ok(None),
+        },
+        _ => conn.publish_batch(io, std::mem::take(run)).await,
+    };
+    match handled {
+        Ok(end) => end,
+        Err(e) => Some(End::Failed(e)),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Every `bindgen!` call and all WASI wiring: the generated types of
-//! `cauldron:plugin@0.1.0`, the linker, the per-store state and the hook calls.
+//! `cauldron:plugin@0.2.0`, the linker, the per-store state and the hook calls.
 //!
 //! A wasmtime upgrade should touch this file only. The generated `Host` traits are
 //! one-line adapters to [`HostState`]'s own methods in `host.rs`; nothing here decides
@@ -22,12 +22,12 @@ pub(super) use cauldron::plugin::types as wit;
 pub(super) use {Plugin as PluginBindings, PluginPre as PluginBindingsPre};
 
 /// The interface name a plugin must export.
-pub(super) const HOOKS_EXPORT: &str = "cauldron:plugin/hooks@0.1.0";
+pub(super) const HOOKS_EXPORT: &str = "cauldron:plugin/hooks@0.2.0";
 /// The interface names of this package a plugin may import.
 pub(super) const SUPPORTED_IMPORTS: [&str; 2] =
-    ["cauldron:plugin/host@0.1.0", "cauldron:plugin/types@0.1.0"];
+    ["cauldron:plugin/host@0.2.0", "cauldron:plugin/types@0.2.0"];
 /// The package every plugin must be built against.
-pub(super) const PACKAGE: &str = "cauldron:plugin@0.1.0";
+pub(super) const PACKAGE: &str = "cauldron:plugin@0.2.0";
 
 /// The linker shared by every plugin: WASI p2 plus `cauldron:plugin/host`.
 pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
@@ -101,6 +101,7 @@ pub(super) enum HookCall<'a> {
     Connect(&'a wit::Client, &'a wit::Credentials),
     Subscribe(&'a wit::Client, &'a str, wit::Qos),
     Publish(&'a wit::Client, &'a wit::Message),
+    PublishBatch(&'a wit::Client, &'a [wit::Message]),
     Disconnect(&'a wit::Client, wit::DisconnectReason),
 }
 
@@ -109,6 +110,7 @@ pub(super) enum HookAnswer {
     Connect(wit::ConnectDecision),
     Subscribe(wit::SubscribeDecision),
     Publish(wit::PublishDecision),
+    PublishBatch(Vec<wit::PublishDecision>),
     Disconnect,
 }
 
@@ -128,6 +130,9 @@ pub(super) async fn invoke(
         }
         HookCall::Publish(client, message) => {
             HookAnswer::Publish(hooks.call_on_publish(store, client, message).await?)
+        }
+        HookCall::PublishBatch(client, messages) => {
+            HookAnswer::PublishBatch(hooks.call_on_publish_batch(store, client, messages).await?)
         }
         HookCall::Disconnect(client, reason) => {
             hooks.call_on_disconnect(store, client, reason).await?;

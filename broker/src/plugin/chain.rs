@@ -238,6 +238,73 @@ impl PluginChain {
         self.run_publish(0, &client.0, message, 0).await
     }
 
+    /// Runs messages that `client` published, in the order it sent them, through the
+    /// chain: each plugin is called once for all the messages still going
+    /// (`on-publish-batch`, or `on-publish` when one is left). One outcome per message,
+    /// in order; the same outcomes as [`Self::on_publish_with`] for each in turn, but
+    /// messages a plugin publishes meanwhile go on after its whole batch.
+    pub async fn on_publish_batch(
+        &self,
+        client: &HookClient,
+        messages: Vec<Message>,
+    ) -> Vec<PublishOutcome> {
+        let mut outcomes: Vec<PublishOutcome> =
+            messages.into_iter().map(PublishOutcome::Continue).collect();
+        if !self.has(Hook::Publish) {
+            return outcomes;
+        }
+        let client = &client.0;
+        // The WIT forms, made once and kept until a plugin rewrites the message.
+        let mut wires: Vec<Option<wit::Message>> = outcomes.iter().map(|_| None).collect();
+        for (index, plugin) in self.with(Hook::Publish) {
+            let live: Vec<usize> = (0..outcomes.len())
+                .filter(|&i| matches!(outcomes[i], PublishOutcome::Continue(_)))
+                .collect();
+            let mut batch = Vec::with_capacity(live.len());
+            let mut batch_wires = Vec::with_capacity(live.len());
+            for &i in &live {
+                let placeholder = PublishOutcome::Drop {
+                    reason_code: crate::types::ReasonCode::UNSPECIFIED_ERROR,
+                    reason: String::new(),
+                };
+                if let PublishOutcome::Continue(m) =
+                    std::mem::replace(&mut outcomes[i], placeholder)
+                {
+                    batch_wires.push(wires[i].take().unwrap_or_else(|| convert::message(&m)));
+                    batch.push(m);
+                }
+            }
+            let (steps, published) = match batch.len() {
+                0 => break,
+                1 => {
+                    let (step, published) = plugin
+                        .publish(client, &batch_wires[0], batch.remove(0))
+                        .await;
+                    (vec![step], published)
+                }
+                _ => plugin.publish_batch(client, &batch_wires, batch).await,
+            };
+            self.forward(index, client, published, 0).await;
+            for ((i, step), wire) in live.into_iter().zip(steps).zip(batch_wires) {
+                outcomes[i] = match step {
+                    PublishStep::Unchanged(m) => {
+                        wires[i] = Some(wire);
+                        PublishOutcome::Continue(m)
+                    }
+                    PublishStep::Replaced(m) => PublishOutcome::Continue(m),
+                    PublishStep::Dropped {
+                        reason_code,
+                        reason,
+                    } => PublishOutcome::Drop {
+                        reason_code,
+                        reason,
+                    },
+                };
+            }
+        }
+        outcomes
+    }
+
     /// Tells every plugin that declared it that `client` is gone.
     pub async fn on_disconnect(&self, client: &ClientInfo, reason: DisconnectReason) {
         if !self.has(Hook::Disconnect) {

@@ -68,6 +68,14 @@ pub enum Invalid {
         /// The limit.
         max: usize,
     },
+    /// `on-publish-batch` answered a different number of decisions than messages.
+    #[error("on-publish-batch answered {answered} decisions for {messages} messages")]
+    BatchLength {
+        /// Messages in the call.
+        messages: usize,
+        /// Decisions in the answer.
+        answered: usize,
+    },
     /// Too many pairs in a list.
     #[error("{field} has {len} entries, over the limit of {max}")]
     TooMany {

@@ -31,7 +31,7 @@ pub enum Error {
         source: Source,
     },
     /// The component's imports or exports do not match the supported interface.
-    #[error("plugin `{plugin}` does not match cauldron:plugin@0.1.0: {detail}")]
+    #[error("plugin `{plugin}` does not match cauldron:plugin@0.2.0: {detail}")]
     Interface {
         /// The plugin's configured name.
         plugin: String,

@@ -60,6 +60,29 @@ pub(super) enum PublishStep {
 /// the plugin published meanwhile.
 pub(super) type Answered<T> = (T, Vec<Message>);
 
+/// Validates one `on-publish` decision about `message` (sent as `wire`): `None` to
+/// continue with it unchanged.
+fn publish_change(
+    decision: wit::PublishDecision,
+    wire: &wit::Message,
+    message: &Message,
+) -> Result<Option<PublishStep>, Invalid> {
+    match decision {
+        wit::PublishDecision::Continue => Ok(None),
+        wit::PublishDecision::Replace(m) => {
+            let new = convert::validated_message(m, Some((message, wire.message_expiry_secs)))?;
+            Ok(Some(PublishStep::Replaced(new)))
+        }
+        wit::PublishDecision::Drop(r) => {
+            let (reason_code, reason) = convert::drop_refusal(r)?;
+            Ok(Some(PublishStep::Dropped {
+                reason_code,
+                reason,
+            }))
+        }
+    }
+}
+
 impl LoadedPlugin {
     /// Compiles, checks, instantiates `instances` copies and calls `init` on each.
     pub(super) async fn load(cfg: &PluginConfig, cache_dir: Option<&Path>) -> Result<Self, Error> {
@@ -205,25 +228,51 @@ impl LoadedPlugin {
     ) -> Answered<PublishStep> {
         let call = HookCall::Publish(client, wire);
         let answer = self.call(Hook::Publish, call, |answer| match answer {
-            HookAnswer::Publish(wit::PublishDecision::Continue) => Ok(None),
-            HookAnswer::Publish(wit::PublishDecision::Replace(m)) => {
-                let sent_expiry = wire.message_expiry_secs;
-                let new = convert::validated_message(m, Some((&message, sent_expiry)))?;
-                Ok(Some(PublishStep::Replaced(new)))
-            }
-            HookAnswer::Publish(wit::PublishDecision::Drop(r)) => {
-                let (reason_code, reason) = convert::drop_refusal(r)?;
-                Ok(Some(PublishStep::Dropped {
-                    reason_code,
-                    reason,
-                }))
-            }
+            HookAnswer::Publish(decision) => publish_change(decision, wire, &message),
             _ => Err(Invalid::WrongHook),
         });
-        let Some((step, published)) = answer.await else {
+        let Some((change, published)) = answer.await else {
             return (self.publish_policy(message), Vec::new());
         };
-        let step = step.unwrap_or(PublishStep::Unchanged(message));
+        (self.publish_step(change, message), published)
+    }
+
+    /// Calls `on-publish-batch` with `messages` (their WIT forms `wires`, in the same
+    /// order): one step per message. A failed call (an answer of the wrong length
+    /// included) applies the policy to every message.
+    pub(super) async fn publish_batch(
+        &self,
+        client: &wit::Client,
+        wires: &[wit::Message],
+        messages: Vec<Message>,
+    ) -> Answered<Vec<PublishStep>> {
+        let call = HookCall::PublishBatch(client, wires);
+        let answer = self.call(Hook::Publish, call, |answer| match answer {
+            HookAnswer::PublishBatch(decisions) if decisions.len() == messages.len() => decisions
+                .into_iter()
+                .zip(wires.iter().zip(&messages))
+                .map(|(decision, (wire, message))| publish_change(decision, wire, message))
+                .collect::<Result<Vec<_>, _>>(),
+            HookAnswer::PublishBatch(decisions) => Err(Invalid::BatchLength {
+                messages: messages.len(),
+                answered: decisions.len(),
+            }),
+            _ => Err(Invalid::WrongHook),
+        });
+        let Some((changes, published)) = answer.await else {
+            let steps = messages.into_iter().map(|m| self.publish_policy(m));
+            return (steps.collect(), Vec::new());
+        };
+        let steps = changes
+            .into_iter()
+            .zip(messages)
+            .map(|(change, message)| self.publish_step(change, message));
+        (steps.collect(), published)
+    }
+
+    /// The step for a validated answer (`None`: continue unchanged), counted.
+    fn publish_step(&self, change: Option<PublishStep>, message: Message) -> PublishStep {
+        let step = change.unwrap_or(PublishStep::Unchanged(message));
         self.counters.record_decision(
             Hook::Publish,
             match step {
@@ -232,7 +281,7 @@ impl LoadedPlugin {
                 PublishStep::Dropped { .. } => Decision::Drop,
             },
         );
-        (step, published)
+        step
     }
 
     fn publish_policy(&self, message: Message) -> PublishStep {

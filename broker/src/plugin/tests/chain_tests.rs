@@ -227,3 +227,102 @@ async fn message_fields_survive_the_round_trip_through_a_plugin() {
         "every other field unchanged, expiry instant included"
     );
 }
+
+#[tokio::test]
+async fn a_batch_is_one_call_per_plugin_with_the_outcomes_of_single_calls() {
+    let chain = load(&[
+        scripted("gate", json!({"hooks": ["publish"]})),
+        scripted("rename", json!({"publish": "prefix:x/"})),
+    ])
+    .await
+    .unwrap();
+    let hook_client = HookClient::new(&client("c1"));
+    let batch = vec![message("t1"), message("do/drop"), message("t2")];
+    let outcomes = chain.on_publish_batch(&hook_client, batch).await;
+    let topics: Vec<String> = outcomes
+        .iter()
+        .map(|o| match o {
+            PublishOutcome::Continue(m) => m.topic.to_string(),
+            PublishOutcome::Drop { reason_code, .. } => format!("dropped {reason_code}"),
+        })
+        .collect();
+    assert_eq!(topics, ["x/t1", "dropped 0x97", "x/t2"], "in order");
+    for (plugin, messages) in [(0, 3), (1, 2)] {
+        let stats = hook_stats(&chain, plugin, Hook::Publish);
+        assert_eq!(stats.calls, 1, "plugin {plugin}: one call for the batch");
+        assert_eq!(
+            stats.continued + stats.replaced + stats.dropped,
+            messages,
+            "plugin {plugin}: one decision per message"
+        );
+    }
+    // the batch hook ran (it counts its calls in the key-value store)
+    assert_eq!(chain.stats()[1].kv_keys, 2);
+}
+
+#[tokio::test]
+async fn a_batch_left_with_one_message_calls_on_publish() {
+    let chain = load(&[
+        scripted("gate", json!({"hooks": ["publish"]})),
+        scripted("rename", json!({"publish": "prefix:x/"})),
+    ])
+    .await
+    .unwrap();
+    let hook_client = HookClient::new(&client("c1"));
+    let outcomes = chain
+        .on_publish_batch(&hook_client, vec![message("do/drop"), message("t")])
+        .await;
+    assert!(matches!(outcomes[0], PublishOutcome::Drop { .. }));
+    assert_eq!(continued(outcomes[1].clone()).topic.as_str(), "x/t");
+    assert_eq!(hook_stats(&chain, 1, Hook::Publish).calls, 1);
+    assert_eq!(
+        chain.stats()[1].kv_keys,
+        0,
+        "on-publish, not the batch hook"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_answer_of_the_wrong_length_is_an_invalid_answer() {
+    let mut cfg = scripted("short", json!({"publish": "prefix:x/"}));
+    cfg.on_error.publish = FailurePolicy::Deny;
+    let chain = load(&[cfg]).await.unwrap();
+    let hook_client = HookClient::new(&client("c1"));
+    let outcomes = chain
+        .on_publish_batch(&hook_client, vec![message("a"), message("do/short-batch")])
+        .await;
+    // the policy (deny) applies to every message of the failed call
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, PublishOutcome::Drop { reason_code, .. } if *reason_code == ReasonCode::UNSPECIFIED_ERROR)),
+        "{outcomes:?}"
+    );
+    let stats = hook_stats(&chain, 0, Hook::Publish);
+    assert_eq!((stats.failures, stats.invalid_answers), (1, 1));
+    // the same message alone is answered normally
+    let alone = chain
+        .on_publish_batch(&hook_client, vec![message("do/short-batch")])
+        .await;
+    assert!(matches!(alone[0], PublishOutcome::Continue(_)), "{alone:?}");
+}
+
+#[tokio::test]
+async fn a_trap_in_a_batch_applies_the_policy_and_the_next_batch_runs_on_a_fresh_instance() {
+    let mut cfg = scripted("trapper", json!({"publish": "prefix:x/"}));
+    cfg.instances = Some(1);
+    let chain = load(&[cfg]).await.unwrap();
+    let hook_client = HookClient::new(&client("c1"));
+    let outcomes = chain
+        .on_publish_batch(&hook_client, vec![message("a"), message("do/trap")])
+        .await;
+    // the default publish policy is allow: both go on unchanged
+    assert_eq!(continued(outcomes[0].clone()).topic.as_str(), "a");
+    assert_eq!(continued(outcomes[1].clone()).topic.as_str(), "do/trap");
+    assert_eq!(hook_stats(&chain, 0, Hook::Publish).failures, 1);
+    let next = chain
+        .on_publish_batch(&hook_client, vec![message("b"), message("c")])
+        .await;
+    assert_eq!(continued(next[0].clone()).topic.as_str(), "x/b");
+    assert_eq!(continued(next[1].clone()).topic.as_str(), "x/c");
+}

@@ -7,6 +7,9 @@
 //! a publish on `do/trap` traps. Actions that any hook understands: `spin` (loop forever),
 //! `trap` (panic), `hog` (allocate until the memory cap stops it), `stdout` (print to
 //! stdout and stderr, then behave as `none`/`continue`), `log` (host log, same).
+//! `on-publish-batch` answers each message as `on-publish` would, counts its calls and
+//! sizes in the key-value store (`batches`, `batched`), and answers one decision too few
+//! when a message's topic is `do/short-batch`.
 
 use std::hint::black_box;
 use std::sync::OnceLock;
@@ -201,6 +204,20 @@ impl Guest for Scripted {
             return PublishDecision::Continue;
         }
         publish_action(&act, message)
+    }
+
+    fn on_publish_batch(client: Client, messages: Vec<Message>) -> Vec<PublishDecision> {
+        host::kv_incr("batches", 1, None);
+        host::kv_incr("batched", messages.len() as i64, None);
+        let short = messages.iter().any(|m| m.topic == "do/short-batch");
+        let mut decisions: Vec<PublishDecision> = messages
+            .into_iter()
+            .map(|m| Self::on_publish(client.clone(), m))
+            .collect();
+        if short {
+            decisions.pop();
+        }
+        decisions
     }
 
     fn on_disconnect(_client: Client, _reason: DisconnectReason) {

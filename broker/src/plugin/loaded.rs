@@ -238,8 +238,14 @@ impl LoadedPlugin {
     }
 
     /// Calls `on-publish-batch` with `messages` (their WIT forms `wires`, in the same
-    /// order): one step per message. A failed call (an answer of the wrong length
-    /// included) applies the policy to every message.
+    /// order): one step per message.
+    ///
+    /// When the batch call traps or answers invalidly (a wrong length included), each
+    /// message is tried again alone with `on-publish`, so that the policy applies only
+    /// to the messages whose own call fails and not to their neighbours; the plugin then
+    /// sees the messages before the failing one twice. After a deadline (or when the
+    /// plugin is marked failed) the policy applies to every message: trying them one by
+    /// one could take a deadline each.
     pub(super) async fn publish_batch(
         &self,
         client: &wit::Client,
@@ -247,7 +253,7 @@ impl LoadedPlugin {
         messages: Vec<Message>,
     ) -> Answered<Vec<PublishStep>> {
         let call = HookCall::PublishBatch(client, wires);
-        let answer = self.call(Hook::Publish, call, |answer| match answer {
+        let answer = self.call_or_failure(Hook::Publish, call, |answer| match answer {
             HookAnswer::PublishBatch(decisions) if decisions.len() == messages.len() => decisions
                 .into_iter()
                 .zip(wires.iter().zip(&messages))
@@ -259,9 +265,22 @@ impl LoadedPlugin {
             }),
             _ => Err(Invalid::WrongHook),
         });
-        let Some((changes, published)) = answer.await else {
-            let steps = messages.into_iter().map(|m| self.publish_policy(m));
-            return (steps.collect(), Vec::new());
+        let (changes, published) = match answer.await {
+            Ok(answered) => answered,
+            Err(Some(FailureKind::InvalidAnswer | FailureKind::Other)) => {
+                let mut steps = Vec::with_capacity(messages.len());
+                let mut published = Vec::new();
+                for (wire, message) in wires.iter().zip(messages) {
+                    let (step, more) = self.publish(client, wire, message).await;
+                    steps.push(step);
+                    published.extend(more);
+                }
+                return (steps, published);
+            }
+            Err(Some(FailureKind::Timeout) | None) => {
+                let steps = messages.into_iter().map(|m| self.publish_policy(m));
+                return (steps.collect(), Vec::new());
+            }
         };
         let steps = changes
             .into_iter()
@@ -322,26 +341,36 @@ impl LoadedPlugin {
         call: HookCall<'_>,
         validate: impl FnOnce(HookAnswer) -> Result<T, Invalid>,
     ) -> Option<Answered<T>> {
+        self.call_or_failure(hook, call, validate).await.ok()
+    }
+
+    /// [`Self::call`], telling how it failed: `None` when the plugin is marked failed
+    /// and was not called.
+    async fn call_or_failure<T>(
+        &self,
+        hook: Hook,
+        call: HookCall<'_>,
+        validate: impl FnOnce(HookAnswer) -> Result<T, Invalid>,
+    ) -> Result<Answered<T>, Option<FailureKind>> {
         if self.counters.is_failed() {
             self.counters.record_skipped(hook);
-            return None;
+            return Err(None);
         }
         match self.call_once(hook, call, validate).await {
             Ok(answered) => {
                 self.consecutive_failures.store(0, Ordering::Relaxed);
-                Some(answered)
+                Ok(answered)
             }
             Err(error) => {
                 // Logged here rather than by a span on every call: spans cost on the
                 // per-message path.
                 tracing::warn!(plugin = %self.name, hook = hook.as_str(), %error, "plugin call failed");
-                self.record_failure(hook, &error);
-                None
+                Err(Some(self.record_failure(hook, &error)))
             }
         }
     }
 
-    fn record_failure(&self, hook: Hook, error: &Error) {
+    fn record_failure(&self, hook: Hook, error: &Error) -> FailureKind {
         let kind = match error {
             Error::Deadline { .. } => FailureKind::Timeout,
             Error::InvalidAnswer { .. } => FailureKind::InvalidAnswer,
@@ -356,6 +385,7 @@ impl LoadedPlugin {
                 "plugin marked failed after consecutive failures; its on_error policy applies until reload"
             );
         }
+        kind
     }
 
     async fn call_once<T>(

@@ -283,7 +283,8 @@ async fn a_batch_left_with_one_message_calls_on_publish() {
 }
 
 #[tokio::test]
-async fn a_batch_answer_of_the_wrong_length_is_an_invalid_answer() {
+async fn a_batch_answer_of_the_wrong_length_is_an_invalid_answer_and_each_message_is_retried_alone()
+{
     let mut cfg = scripted("short", json!({"publish": "prefix:x/"}));
     cfg.on_error.publish = FailurePolicy::Deny;
     let chain = load(&[cfg]).await.unwrap();
@@ -291,38 +292,67 @@ async fn a_batch_answer_of_the_wrong_length_is_an_invalid_answer() {
     let outcomes = chain
         .on_publish_batch(&hook_client, vec![message("a"), message("do/short-batch")])
         .await;
-    // the policy (deny) applies to every message of the failed call
-    assert!(
-        outcomes
-            .iter()
-            .all(|o| matches!(o, PublishOutcome::Drop { reason_code, .. } if *reason_code == ReasonCode::UNSPECIFIED_ERROR)),
-        "{outcomes:?}"
+    // alone, each is answered normally: no policy (deny) for either
+    assert_eq!(continued(outcomes[0].clone()).topic.as_str(), "x/a");
+    assert_eq!(
+        continued(outcomes[1].clone()).topic.as_str(),
+        "do/short-batch"
     );
     let stats = hook_stats(&chain, 0, Hook::Publish);
     assert_eq!((stats.failures, stats.invalid_answers), (1, 1));
-    // the same message alone is answered normally
-    let alone = chain
-        .on_publish_batch(&hook_client, vec![message("do/short-batch")])
-        .await;
-    assert!(matches!(alone[0], PublishOutcome::Continue(_)), "{alone:?}");
+    assert_eq!(stats.calls, 3, "the batch, then one call per message");
 }
 
 #[tokio::test]
-async fn a_trap_in_a_batch_applies_the_policy_and_the_next_batch_runs_on_a_fresh_instance() {
+async fn a_trap_in_a_batch_gives_the_policy_to_the_trapping_message_only() {
     let mut cfg = scripted("trapper", json!({"publish": "prefix:x/"}));
     cfg.instances = Some(1);
+    cfg.on_error.publish = FailurePolicy::Deny;
     let chain = load(&[cfg]).await.unwrap();
     let hook_client = HookClient::new(&client("c1"));
     let outcomes = chain
-        .on_publish_batch(&hook_client, vec![message("a"), message("do/trap")])
+        .on_publish_batch(
+            &hook_client,
+            vec![message("a"), message("do/trap"), message("b")],
+        )
+        .await;
+    assert_eq!(continued(outcomes[0].clone()).topic.as_str(), "x/a");
+    assert!(
+        matches!(outcomes[1], PublishOutcome::Drop { reason_code, .. } if reason_code == ReasonCode::UNSPECIFIED_ERROR),
+        "{:?}",
+        outcomes[1]
+    );
+    assert_eq!(continued(outcomes[2].clone()).topic.as_str(), "x/b");
+    assert_eq!(
+        hook_stats(&chain, 0, Hook::Publish).failures,
+        2,
+        "the batch and the trapping message alone"
+    );
+    // fresh instances serve the next batch
+    let next = chain
+        .on_publish_batch(&hook_client, vec![message("c"), message("d")])
+        .await;
+    assert_eq!(continued(next[0].clone()).topic.as_str(), "x/c");
+    assert_eq!(continued(next[1].clone()).topic.as_str(), "x/d");
+}
+
+#[tokio::test]
+async fn a_deadline_in_a_batch_applies_the_policy_to_every_message_without_retrying() {
+    let mut cfg = scripted("spinner", json!({"publish": "prefix:x/"}));
+    cfg.instances = Some(1);
+    cfg.hook_timeout_ms = 50;
+    let chain = load(&[cfg]).await.unwrap();
+    let hook_client = HookClient::new(&client("c1"));
+    let outcomes = chain
+        .on_publish_batch(&hook_client, vec![message("a"), message("do/spin")])
         .await;
     // the default publish policy is allow: both go on unchanged
     assert_eq!(continued(outcomes[0].clone()).topic.as_str(), "a");
-    assert_eq!(continued(outcomes[1].clone()).topic.as_str(), "do/trap");
-    assert_eq!(hook_stats(&chain, 0, Hook::Publish).failures, 1);
-    let next = chain
-        .on_publish_batch(&hook_client, vec![message("b"), message("c")])
-        .await;
-    assert_eq!(continued(next[0].clone()).topic.as_str(), "x/b");
-    assert_eq!(continued(next[1].clone()).topic.as_str(), "x/c");
+    assert_eq!(continued(outcomes[1].clone()).topic.as_str(), "do/spin");
+    let stats = hook_stats(&chain, 0, Hook::Publish);
+    assert_eq!(
+        (stats.calls, stats.failures, stats.timeouts),
+        (1, 1, 1),
+        "one deadline, not one per message"
+    );
 }

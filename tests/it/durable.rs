@@ -134,6 +134,56 @@ async fn an_inbound_qos2_id_stays_known_across_a_restart() {
 }
 
 #[tokio::test]
+async fn a_refused_qos2_id_is_free_again_after_a_restart() {
+    // A PUBREC with a failure code ends the QoS 2 exchange [MQTT-4.3.3-?], so the client
+    // may reuse the id. The broker once kept the refused id on disk: after a restart the
+    // next message under that id was taken for a retransmission [MQTT-4.3.3-9],
+    // acknowledged and never routed.
+    let dir = tempfile::tempdir().unwrap();
+    let with_acl = |dir: &Path| Config {
+        acl: cauldron::config::AclConfig {
+            rules: vec![cauldron::acl::RuleConfig {
+                who: "all".to_owned(),
+                action: cauldron::acl::Action::All,
+                topic: "ok/#".to_owned(),
+                permission: cauldron::acl::Permission::Allow,
+            }],
+            ..Default::default()
+        },
+        ..config(dir)
+    };
+    let broker = TestBroker::start(with_acl(dir.path())).await;
+    let (mut s, _) = RawClient::connect_with(broker.addr, &persistent5("r-sub", 3600)).await;
+    assert_eq!(s.subscribe("ok/#", 2).await, [2]);
+    s.disconnect().await;
+    let (mut p, _) = RawClient::connect_with(broker.addr, &persistent5("r-pub", 3600)).await;
+    p.send(&Publish::new("denied/1", b"no").v5().qos(2, 9).bytes())
+        .await;
+    let (_, body) = p.recv_kind(kind::PUBREC).await;
+    assert_eq!(parse_ack(&body).0, 9);
+    assert_eq!(parse_ack(&body).1, 0x87, "refused by the ACL");
+    p.drop_connection();
+
+    broker.stop().await;
+    let broker = TestBroker::start(with_acl(dir.path())).await;
+    let (mut p, ack) = RawClient::connect_with(broker.addr, &persistent5("r-pub", 3600)).await;
+    assert!(ack.session_present);
+    // a new message under the same id
+    assert_eq!(
+        p.publish(Publish::new("ok/1", b"new").v5().qos(2, 9)).await,
+        0
+    );
+    let (mut s, ack) = RawClient::connect_with(broker.addr, &persistent5("r-sub", 3600)).await;
+    assert!(ack.session_present);
+    assert_eq!(
+        s.recv_publish_acked().await.payload_str(),
+        "new",
+        "routed, not taken for a retransmission"
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
 async fn outbound_messages_in_flight_resume_with_their_ids_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let broker = TestBroker::start(config(dir.path())).await;

@@ -314,8 +314,11 @@ impl Conn {
             }
             Err(code) => {
                 if head.qos == QoS::ExactlyOnce {
-                    // a PUBREC with a failure code ends the exchange [MQTT-4.3.3-?]
-                    self.session.on_pubrel(id);
+                    // A PUBREC with a failure code ends the exchange: the client may
+                    // reuse the id at once, so it is forgotten on disk too (before the
+                    // PUBREC leaves), or after a restart its next message under that id
+                    // would be taken for a retransmission and never routed.
+                    ticket = ticket.max(self.forget_qos2(id));
                 }
                 code
             }
@@ -329,6 +332,19 @@ impl Conn {
         Ok(None)
     }
 
+    /// Releases an inbound QoS 2 packet id (in the session, and in the store when the
+    /// session is durable); the ticket completes once the release is on disk.
+    fn forget_qos2(&mut self, id: PacketId) -> Ticket {
+        if !self.session.on_pubrel(id) {
+            return Ticket::NONE;
+        }
+        self.store_op(Op::Qos2In {
+            client: self.client_id.clone(),
+            packet_id: id,
+            present: false,
+        })
+    }
+
     /// Runs the publish hooks once for `batch` (PUBLISH packets accepted in the order
     /// the client sent them, from one socket read), then completes each in order.
     pub(crate) async fn publish_batch<S: AsyncRead + AsyncWrite>(
@@ -339,9 +355,22 @@ impl Conn {
         let (messages, heads): (Vec<Message>, Vec<PublishHead>) =
             batch.into_iter().map(|a| (a.message, a.head)).unzip();
         let results = self.run_publish_hooks_batch(messages).await;
-        for (head, result) in heads.into_iter().zip(results) {
-            if let Some(end) = self.complete_publish(io, head, result)? {
-                return Ok(Some(end));
+        let mut heads = heads.into_iter();
+        for result in results {
+            let Some(head) = heads.next() else { break };
+            match self.complete_publish(io, head, result) {
+                Ok(None) => {}
+                ended => {
+                    // The connection ends before the rest are routed: QoS 2 ids they
+                    // registered are released, so that the client's retransmission
+                    // after reconnecting is routed rather than taken as a duplicate.
+                    for rest in heads {
+                        if let (QoS::ExactlyOnce, Some(id)) = (rest.qos, rest.packet_id) {
+                            self.forget_qos2(id);
+                        }
+                    }
+                    return ended;
+                }
             }
         }
         Ok(None)

@@ -249,3 +249,49 @@ async fn other_packets_between_batched_publishes_keep_their_place() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qos2_publish_left_in_a_batch_by_a_disconnect_is_routed_when_resent() {
+    // A batch ends early when one of its publishes closes the connection (an MQTT 3.1.1
+    // publish refused by the ACL with `auth.denied_publish_v3 = "disconnect"`). QoS 2
+    // publishes after it in the batch were registered but never routed: their ids are
+    // released, so that the retransmission after reconnecting is routed instead of being
+    // taken for a duplicate [MQTT-4.3.3-9].
+    super::warm_cache().await;
+    let mut config = integration::Config::default();
+    config.plugin_host.cache_dir = Some(super::cache_dir().into());
+    config.plugins = vec![plugin(
+        "passthrough",
+        integration::plugins::FIXTURE_PASSTHROUGH_WASM,
+        json!({}),
+    )];
+    config.auth.denied_publish_v3 = cauldron::config::DeniedPublish::Disconnect;
+    config.acl.rules = vec![cauldron::acl::RuleConfig {
+        who: "all".to_owned(),
+        action: cauldron::acl::Action::All,
+        topic: "ok/#".to_owned(),
+        permission: cauldron::acl::Permission::Allow,
+    }];
+    let b = integration::TestBroker::start(config).await;
+    let mut sub = RawClient::connect_v5(b.addr, "sub", Default::default())
+        .await
+        .0;
+    assert_eq!(sub.subscribe("ok/#", 2).await, vec![2]);
+    let persistent = packets::Connect::v311("pub").clean(false);
+    let (mut c, _) = RawClient::connect_with(b.addr, &persistent).await;
+    let mut burst = Publish::new("denied/x", b"no").qos(2, 1).bytes();
+    burst.extend(Publish::new("ok/y", b"yes").qos(2, 2).bytes());
+    c.send(&burst).await;
+    c.expect_closed().await;
+
+    let (mut c, ack) = RawClient::connect_with(b.addr, &persistent).await;
+    assert!(ack.session_present);
+    assert_eq!(
+        c.publish(Publish::new("ok/y", b"yes").qos(2, 2).dup())
+            .await,
+        0
+    );
+    let p = sub.recv_publish_acked().await;
+    assert_eq!(p.topic, "ok/y", "routed once resent");
+    sub.expect_no_packet(QUIET).await;
+}

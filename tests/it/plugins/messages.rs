@@ -93,19 +93,25 @@ fn three_per_minute() -> Vec<cauldron::config::PluginConfig> {
     )]
 }
 
+/// A v5 subscriber on `rl/#` and a v5 publisher `chatty`.
+async fn rate_limited_pair(b: &integration::TestBroker) -> (RawClient, RawClient) {
+    let mut sub = RawClient::connect_v5(b.addr, "sub", Default::default())
+        .await
+        .0;
+    assert_eq!(sub.subscribe("rl/#", 1).await, vec![1]);
+    let c = RawClient::connect_v5(b.addr, "chatty", Default::default())
+        .await
+        .0;
+    (sub, c)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_drops_messages_over_the_budget_with_its_reason_code_and_counts_them() {
     // rate-limit README: "Message number messages_per_window + 1 and every later one in
     // the window are dropped with reason_code. MQTT 5 publishers see that code in
     // PUBACK/PUBREC"; issue 3: drops are counted (plugin counters, messages_rejected).
     let b = start(three_per_minute()).await;
-    let mut sub = RawClient::connect_v5(b.addr, "sub", Default::default())
-        .await
-        .0;
-    assert_eq!(sub.subscribe("rl/#", 1).await, vec![1]);
-    let mut c = RawClient::connect_v5(b.addr, "chatty", Default::default())
-        .await
-        .0;
+    let (mut sub, mut c) = rate_limited_pair(&b).await;
 
     let mut codes = Vec::new();
     for i in 0..5 {
@@ -160,13 +166,7 @@ async fn publishes_arriving_together_are_judged_in_one_batch_and_answered_in_ord
     // are those of one call per message, in order, and the PUBACKs keep the order of
     // the PUBLISH packets [MQTT-4.6.0-2].
     let b = start(three_per_minute()).await;
-    let mut sub = RawClient::connect_v5(b.addr, "sub", Default::default())
-        .await
-        .0;
-    assert_eq!(sub.subscribe("rl/#", 1).await, vec![1]);
-    let mut c = RawClient::connect_v5(b.addr, "chatty", Default::default())
-        .await
-        .0;
+    let (mut sub, mut c) = rate_limited_pair(&b).await;
     // eight QoS 1 publishes in one write: one read on the broker's side
     let mut burst = Vec::new();
     for i in 1..=8u16 {

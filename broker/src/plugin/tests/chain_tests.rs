@@ -228,15 +228,20 @@ async fn message_fields_survive_the_round_trip_through_a_plugin() {
     );
 }
 
-#[tokio::test]
-async fn a_batch_is_one_call_per_plugin_with_the_outcomes_of_single_calls() {
+/// `gate` (drops `do/drop`, continues the rest), then `rename` (prefixes `x/`).
+async fn gate_then_rename() -> (PluginChain, HookClient) {
     let chain = load(&[
         scripted("gate", json!({"hooks": ["publish"]})),
         scripted("rename", json!({"publish": "prefix:x/"})),
     ])
     .await
     .unwrap();
-    let hook_client = HookClient::new(&client("c1"));
+    (chain, HookClient::new(&client("c1")))
+}
+
+#[tokio::test]
+async fn a_batch_is_one_call_per_plugin_with_the_outcomes_of_single_calls() {
+    let (chain, hook_client) = gate_then_rename().await;
     let batch = vec![message("t1"), message("do/drop"), message("t2")];
     let outcomes = chain.on_publish_batch(&hook_client, batch).await;
     let topics: Vec<String> = outcomes
@@ -262,13 +267,7 @@ async fn a_batch_is_one_call_per_plugin_with_the_outcomes_of_single_calls() {
 
 #[tokio::test]
 async fn a_batch_left_with_one_message_calls_on_publish() {
-    let chain = load(&[
-        scripted("gate", json!({"hooks": ["publish"]})),
-        scripted("rename", json!({"publish": "prefix:x/"})),
-    ])
-    .await
-    .unwrap();
-    let hook_client = HookClient::new(&client("c1"));
+    let (chain, hook_client) = gate_then_rename().await;
     let outcomes = chain
         .on_publish_batch(&hook_client, vec![message("do/drop"), message("t")])
         .await;

@@ -258,6 +258,10 @@ for round in $(seq "$ROUNDS"); do
     for case in "${CASES[@]}"; do
         IFS='|' read -r name kind args <<<"$case"
         if [ "$kind" = plugin ] && [ "$PLUGIN" = 0 ]; then continue; fi
+        # Memory per idle connection is only meaningful on a broker whose heap has not
+        # grown yet: in later rounds freed memory is reused (0 KiB per connection) or,
+        # for rumqttd, the heap is already gigabytes. The idle cases run in round 1 only.
+        if [ "$round" -gt 1 ] && [[ "$name" == idle* ]]; then continue; fi
         mapfile -t list < <(instances "$kind")
         # Alternate who goes first: rotate the list by the round number.
         n=${#list[@]}

@@ -93,6 +93,15 @@ impl Broker {
             .clone()
     }
 
+    /// True when the current chain has a plugin that declared `hook`: the check on the
+    /// per-message path, without cloning the chain.
+    pub fn plugins_have(&self, hook: crate::plugin::Hook) -> bool {
+        self.plugins
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .has(hook)
+    }
+
     /// Replaces the plugin chain; calls already running finish on the old one.
     pub fn set_plugins(&self, chain: PluginChain) {
         *self.plugins.write().unwrap_or_else(|e| e.into_inner()) = chain;

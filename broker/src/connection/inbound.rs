@@ -661,10 +661,10 @@ impl Conn {
     /// counted and logged here.
     pub(crate) async fn run_publish_hooks(&self, message: Message) -> Result<Message, ReasonCode> {
         self.check_publish_acl(&message)?;
-        let chain = self.broker.plugins();
-        if !chain.has(Hook::Publish) {
+        if !self.broker.plugins_have(Hook::Publish) {
             return Ok(message);
         }
+        let chain = self.broker.plugins();
         let topic = message.topic.clone();
         // Boxed: a plugin call is a large future, and inline it would enlarge every
         // connection's task even when idle (the box is only made when a plugin runs).

@@ -361,7 +361,7 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
 /// pays for one call per read rather than one per message. Anything else in between
 /// (and the end of the buffer) completes the run first, so answers keep their order.
 async fn decode_all<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) -> Option<End> {
-    let batching = conn.broker.plugins().has(Hook::Publish);
+    let batching = conn.broker.plugins_have(Hook::Publish);
     let mut run: Vec<Accepted> = Vec::new();
     loop {
         let packet = match io.codec.decode(&mut io.rbuf) {

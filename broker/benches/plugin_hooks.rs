@@ -2,7 +2,12 @@
 //! manual loop that reports the median and p99 of single calls (criterion reports means
 //! and medians of batches only).
 //!
-//! Run: `cargo bench -p cauldron --bench plugin_hooks`. The passthrough fixture
+//! Run: `cargo bench -p cauldron --bench plugin_hooks`. With `PLUGIN_HOOKS_CALLS=N` in
+//! the environment it makes exactly N prepared-client passthrough `on-publish` calls and
+//! exits, for repeatable instruction counts:
+//! `PLUGIN_HOOKS_CALLS=20000 valgrind --tool=callgrind <bench binary> --bench` (the
+//! binary is the `plugin_hooks-*` file under `target/release/deps`; run it from `broker/`).
+//! The passthrough fixture
 //! (`plugins/fixture-passthrough`) and the scripted test plugin are built on first use
 //! (`CAULDRON_FIXTURE_PASSTHROUGH_WASM` / `CAULDRON_SCRIPTED_WASM` point at prebuilt
 //! files instead).
@@ -17,7 +22,7 @@ use cauldron::message::{Message, MessageProperties};
 use cauldron::plugin::{ClientInfo, HookClient, NoPublisher, PluginChain, PluginConfig};
 use cauldron::topic::TopicName;
 use cauldron::types::{ClientId, ProtocolVersion, QoS};
-use criterion::{Criterion, criterion_main};
+use criterion::Criterion;
 
 #[path = "../src/plugin/tests/fixture.rs"]
 #[allow(dead_code, clippy::unwrap_used)]
@@ -185,8 +190,39 @@ fn hooks(c: &mut Criterion) {
     });
 }
 
+/// `PLUGIN_HOOKS_CALLS=N`: N prepared-client passthrough calls, nothing else.
+fn counted_calls(calls: u64) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let passthrough = load(
+        &runtime,
+        PluginConfig::new(
+            "passthrough",
+            fixture::workspace_plugin_wasm("fixture-passthrough"),
+        ),
+    );
+    let prepared = HookClient::new(&client());
+    let small = message(64);
+    let elapsed = timed(&runtime, calls, || {
+        passthrough.on_publish_with(&prepared, small.clone())
+    });
+    println!("{calls} prepared passthrough calls in {elapsed:?}");
+}
+
 mod entry {
     #![allow(missing_docs)] // criterion_group! makes an undocumented pub fn
     criterion::criterion_group!(benches, super::hooks);
 }
-criterion_main!(entry::benches);
+
+fn main() {
+    match std::env::var("PLUGIN_HOOKS_CALLS").ok().map(|n| n.parse()) {
+        Some(Ok(calls)) => counted_calls(calls),
+        Some(Err(e)) => eprintln!("PLUGIN_HOOKS_CALLS must be a count: {e}"),
+        None => {
+            entry::benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}

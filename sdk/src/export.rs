@@ -11,6 +11,7 @@ use std::cell::OnceCell;
 use std::thread::LocalKey;
 
 use crate::bindings::cauldron::plugin::types as wit;
+use crate::client_cache;
 use crate::config::Config;
 use crate::convert;
 use crate::plugin::Plugin;
@@ -59,11 +60,11 @@ pub fn on_connect<P: Plugin>(
 /// `on-subscribe`.
 pub fn on_subscribe<P: Plugin>(
     slot: &'static Slot<P>,
-    client: wit::Client,
+    client: wit::ClientHandle,
     filter: String,
     requested: wit::Qos,
 ) -> wit::SubscribeDecision {
-    let client = convert::client_from_wit(client);
+    let client = client_cache::client(client);
     let requested = convert::qos_from_wit(requested);
     let decision = with_plugin(slot, |p| p.on_subscribe(&client, &filter, requested));
     convert::subscribe_decision_to_wit(decision)
@@ -72,23 +73,22 @@ pub fn on_subscribe<P: Plugin>(
 /// `on-publish`.
 pub fn on_publish<P: Plugin>(
     slot: &'static Slot<P>,
-    client: wit::Client,
+    client: wit::ClientHandle,
     message: wit::Message,
 ) -> wit::PublishDecision {
-    let client = convert::client_from_wit(client);
+    let client = client_cache::client(client);
     let message = convert::message_from_wit(message);
     let verdict = with_plugin(slot, |p| p.on_publish(&client, &message));
     convert::verdict_to_wit(verdict)
 }
 
-/// `on-publish-batch`: the plugin's `on_publish` for each message in turn, with the client
-/// converted once.
+/// `on-publish-batch`: the plugin's `on_publish` for each message in turn.
 pub fn on_publish_batch<P: Plugin>(
     slot: &'static Slot<P>,
-    client: wit::Client,
+    client: wit::ClientHandle,
     messages: Vec<wit::Message>,
 ) -> Vec<wit::PublishDecision> {
-    let client = convert::client_from_wit(client);
+    let client = client_cache::client(client);
     with_plugin(slot, |p| {
         messages
             .into_iter()
@@ -103,10 +103,10 @@ pub fn on_publish_batch<P: Plugin>(
 /// `on-disconnect`.
 pub fn on_disconnect<P: Plugin>(
     slot: &'static Slot<P>,
-    client: wit::Client,
+    client: wit::ClientHandle,
     reason: wit::DisconnectReason,
 ) {
-    let client = convert::client_from_wit(client);
+    let client = client_cache::client(client);
     let reason = convert::disconnect_reason_from_wit(reason);
     with_plugin(slot, |p| p.on_disconnect(&client, reason));
 }
@@ -177,7 +177,7 @@ macro_rules! export_plugin {
                 }
 
                 fn on_subscribe(
-                    client: __wit::Client,
+                    client: __wit::ClientHandle,
                     filter: ::std::string::String,
                     requested: __wit::Qos,
                 ) -> __wit::SubscribeDecision {
@@ -185,20 +185,20 @@ macro_rules! export_plugin {
                 }
 
                 fn on_publish(
-                    client: __wit::Client,
+                    client: __wit::ClientHandle,
                     message: __wit::Message,
                 ) -> __wit::PublishDecision {
                     $crate::__private::on_publish(&__CAULDRON_PLUGIN, client, message)
                 }
 
                 fn on_publish_batch(
-                    client: __wit::Client,
+                    client: __wit::ClientHandle,
                     messages: ::std::vec::Vec<__wit::Message>,
                 ) -> ::std::vec::Vec<__wit::PublishDecision> {
                     $crate::__private::on_publish_batch(&__CAULDRON_PLUGIN, client, messages)
                 }
 
-                fn on_disconnect(client: __wit::Client, reason: __wit::DisconnectReason) {
+                fn on_disconnect(client: __wit::ClientHandle, reason: __wit::DisconnectReason) {
                     $crate::__private::on_disconnect(&__CAULDRON_PLUGIN, client, reason)
                 }
             }
@@ -213,7 +213,9 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use crate::{Client, ConnectDecision, Credentials, Hooks, Message, QoS, Verdict};
+    use crate::{
+        Client, ConnectDecision, Credentials, Hooks, Message, QoS, SubscribeDecision, Verdict,
+    };
 
     #[derive(Default)]
     struct Probe {
@@ -262,6 +264,12 @@ mod tests {
         }
     }
 
+    /// A handle whose record the fake host serves (client id `c1`).
+    fn handle() -> wit::ClientHandle {
+        crate::backend::native::with_host(|h| h.client = Some(Client::new("c1")));
+        1
+    }
+
     fn wit_message(topic: &str) -> wit::Message {
         convert::message_to_wit(Message::new(topic, "p").with_qos(QoS::AtLeastOnce))
     }
@@ -277,7 +285,7 @@ mod tests {
     #[test]
     fn init_keeps_the_configured_instance_for_the_hooks() {
         init(&SLOT, r#"{"suffix": "x"}"#.to_owned()).unwrap();
-        match on_publish(&SLOT, wit_client(), wit_message("a/b")) {
+        match on_publish(&SLOT, handle(), wit_message("a/b")) {
             wit::PublishDecision::Replace(m) => {
                 assert_eq!(m.topic, "a/b/x");
                 assert_eq!(m.qos, wit::Qos::AtLeastOnce);
@@ -291,7 +299,7 @@ mod tests {
     fn a_batch_answers_each_message_as_on_publish_does_in_order() {
         init(&SLOT, r#"{"suffix": "x"}"#.to_owned()).unwrap();
         let batch = vec![wit_message("a"), wit_message("b/c"), wit_message("d")];
-        let topics: Vec<String> = on_publish_batch(&SLOT, wit_client(), batch)
+        let topics: Vec<String> = on_publish_batch(&SLOT, handle(), batch)
             .into_iter()
             .map(|d| match d {
                 wit::PublishDecision::Replace(m) => m.topic,
@@ -342,10 +350,45 @@ mod tests {
     #[test]
     fn hooks_before_init_run_on_a_default_instance() {
         assert!(matches!(
-            on_subscribe(&SLOT, wit_client(), "a/#".into(), wit::Qos::AtMostOnce),
+            on_subscribe(&SLOT, handle(), "a/#".into(), wit::Qos::AtMostOnce),
             wit::SubscribeDecision::NoOpinion
         ));
-        on_disconnect(&SLOT, wit_client(), wit::DisconnectReason::Normal);
+        on_disconnect(&SLOT, handle(), wit::DisconnectReason::Normal);
         SLOT.with(|c| assert_eq!(c.get().map(|p| p.inits.get()), Some(0)));
+    }
+
+    /// Denies every subscription naming the client it was told about.
+    #[derive(Default)]
+    struct Namer;
+
+    impl Plugin for Namer {
+        const HOOKS: Hooks = Hooks::SUBSCRIBE;
+
+        fn on_subscribe(&self, client: &Client, _filter: &str, _q: QoS) -> SubscribeDecision {
+            SubscribeDecision::deny(client.client_id())
+        }
+    }
+
+    thread_local! {
+        static NAMER: OnceCell<Namer> = const { OnceCell::new() };
+    }
+
+    fn denied_as(decision: wit::SubscribeDecision) -> String {
+        match decision {
+            wit::SubscribeDecision::Deny(r) => r.reason,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hooks_after_connect_ask_the_broker_for_a_handles_record_once() {
+        use crate::backend::native::with_host;
+        with_host(|h| h.client = Some(Client::new("first")));
+        let sub = |handle| on_subscribe(&NAMER, handle, "a".into(), wit::Qos::AtMostOnce);
+        assert_eq!(denied_as(sub(5)), "first");
+        with_host(|h| h.client = Some(Client::new("second")));
+        assert_eq!(denied_as(sub(5)), "first", "kept under handle 5");
+        assert_eq!(denied_as(sub(6)), "second", "a new handle is asked for");
+        assert_eq!(with_host(|h| h.client_lookups), 2);
     }
 }

@@ -15,7 +15,9 @@ use std::time::SystemTime;
 
 use crate::acl::{Permission, SessionAcl, SubscribeVerdict, Verdict};
 use crate::config::ChainEntry;
-use crate::plugin::{ClientInfo, ConnectOutcome, Credentials, PluginChain, SubscribeOutcome};
+use crate::plugin::{
+    ClientInfo, ConnectOutcome, Credentials, HookClient, PluginChain, SubscribeOutcome,
+};
 use crate::types::{QoS, ReasonCode};
 
 use super::Auth;
@@ -222,7 +224,7 @@ impl Chain<'_> {
     pub async fn authorize_subscribe(
         &self,
         rules: Option<&SessionRules>,
-        client: &ClientInfo,
+        client: Option<&HookClient>,
         filter: &str,
         plugin_filter: &str,
         requested: QoS,
@@ -238,6 +240,8 @@ impl Chain<'_> {
                     }
                 }
                 ChainEntry::Plugins | ChainEntry::Plugin(_) => {
+                    // `None`: no plugin declared on-subscribe, so none has an opinion.
+                    let Some(client) = client else { continue };
                     let outcome = self
                         .plugins
                         .on_subscribe_where(client, plugin_filter, requested, |_, name| {

@@ -730,7 +730,7 @@ impl Conn {
 
     /// The client record for the hooks, converted on the first call: most connections
     /// never need it.
-    fn hook_client(&self) -> &crate::plugin::HookClient {
+    pub(super) fn hook_client(&self) -> &crate::plugin::HookClient {
         self.hook_client
             .get_or_init(|| Box::new(crate::plugin::HookClient::new(&self.client)))
     }
@@ -773,8 +773,8 @@ impl Conn {
             plugins: &plugins,
         };
         let rules = self.rules.as_deref();
-        match Box::pin(chain.authorize_subscribe(rules, &self.client, filter, raw, requested)).await
-        {
+        let client = plugins.has(Hook::Subscribe).then(|| self.hook_client());
+        match Box::pin(chain.authorize_subscribe(rules, client, filter, raw, requested)).await {
             Ok((granted, partial)) => {
                 if partial {
                     tracing::debug!(

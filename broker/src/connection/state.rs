@@ -152,7 +152,7 @@ impl Conn {
         let chain = broker.plugins();
         if chain.has(Hook::Disconnect) {
             chain
-                .on_disconnect(&self.client, disconnect_reason(end))
+                .on_disconnect_with(self.hook_client(), disconnect_reason(end))
                 .await;
         }
         let mut will = if send_will {
@@ -220,7 +220,7 @@ fn disconnect_reason(end: &End) -> DisconnectReason {
     match end {
         End::Disconnected { will: false } => DisconnectReason::Normal,
         End::Disconnected { will: true } => DisconnectReason::WithWill,
-        // The WIT reasons (cauldron:plugin@0.2.0) have no "expired"; the broker closed it.
+        // The WIT reasons (cauldron:plugin@0.3.0) have no "expired"; the broker closed it.
         End::Closed | End::Io(_) | End::CredentialsExpired => DisconnectReason::ConnectionLost,
         End::Failed(_) => DisconnectReason::ProtocolError,
         End::KeepAliveTimeout => DisconnectReason::KeepAliveTimeout,

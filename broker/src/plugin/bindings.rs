@@ -1,5 +1,5 @@
 //! Every `bindgen!` call and all WASI wiring: the generated types of
-//! `cauldron:plugin@0.2.0`, the linker, the per-store state and the hook calls.
+//! `cauldron:plugin@0.3.0`, the linker, the per-store state and the hook calls.
 //!
 //! A wasmtime upgrade should touch this file only. The generated `Host` traits are
 //! one-line adapters to [`HostState`]'s own methods in `host.rs`; nothing here decides
@@ -22,12 +22,12 @@ pub(super) use cauldron::plugin::types as wit;
 pub(super) use {Plugin as PluginBindings, PluginPre as PluginBindingsPre};
 
 /// The interface name a plugin must export.
-pub(super) const HOOKS_EXPORT: &str = "cauldron:plugin/hooks@0.2.0";
+pub(super) const HOOKS_EXPORT: &str = "cauldron:plugin/hooks@0.3.0";
 /// The interface names of this package a plugin may import.
 pub(super) const SUPPORTED_IMPORTS: [&str; 2] =
-    ["cauldron:plugin/host@0.2.0", "cauldron:plugin/types@0.2.0"];
+    ["cauldron:plugin/host@0.3.0", "cauldron:plugin/types@0.3.0"];
 /// The package every plugin must be built against.
-pub(super) const PACKAGE: &str = "cauldron:plugin@0.2.0";
+pub(super) const PACKAGE: &str = "cauldron:plugin@0.3.0";
 
 /// The linker shared by every plugin: WASI p2 plus `cauldron:plugin/host`.
 pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
@@ -67,6 +67,10 @@ impl WasiView for HostState {
 impl wit::Host for HostState {}
 
 impl cauldron::plugin::host::Host for HostState {
+    fn current_client(&mut self) -> Option<wit::Client> {
+        HostState::current_client(self)
+    }
+
     fn log(&mut self, level: wit::LogLevel, message: String, fields: Vec<wit::Pair>) {
         self.log(level, &message, &fields);
     }
@@ -96,13 +100,14 @@ impl cauldron::plugin::host::Host for HostState {
     }
 }
 
-/// One hook call's arguments, in WIT form.
+/// One hook call's arguments, in WIT form. After `on-connect` the client is its handle;
+/// `host.current-client` answers its record.
 pub(super) enum HookCall<'a> {
     Connect(&'a wit::Client, &'a wit::Credentials),
-    Subscribe(&'a wit::Client, &'a str, wit::Qos),
-    Publish(&'a wit::Client, &'a wit::Message),
-    PublishBatch(&'a wit::Client, &'a [wit::Message]),
-    Disconnect(&'a wit::Client, wit::DisconnectReason),
+    Subscribe(wit::ClientHandle, &'a str, wit::Qos),
+    Publish(wit::ClientHandle, &'a wit::Message),
+    PublishBatch(wit::ClientHandle, &'a [wit::Message]),
+    Disconnect(wit::ClientHandle, wit::DisconnectReason),
 }
 
 /// One hook call's answer, in WIT form.

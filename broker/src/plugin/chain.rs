@@ -16,10 +16,11 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::bindings::wit;
 use super::convert;
-use super::loaded::{LoadedPlugin, PublishStep};
+use super::loaded::{LoadedPlugin, PublishChange};
 use super::stats::PluginStats;
 use super::{
     ClientInfo, ConnectOutcome, Credentials, DisconnectReason, Error, Hook, NoPublisher,
@@ -45,15 +46,26 @@ struct Inner {
     publisher: Arc<dyn PluginPublisher>,
 }
 
-/// A client record in the form hooks receive, made once per connection: the publish
-/// path calls plugins for every message and should not rebuild it each time.
+/// A client as hooks see it, made once per connection: its WIT record and the
+/// `client-handle` that names the record. Hooks after `on-connect` get the handle;
+/// plugins ask for the record (`host.current-client`) only when they have not kept it, so a
+/// busy connection's record is copied into each plugin instance once, not per message.
 #[derive(Debug, Clone)]
-pub struct HookClient(wit::Client);
+pub struct HookClient {
+    pub(super) handle: wit::ClientHandle,
+    pub(super) record: Arc<wit::Client>,
+}
+
+/// The next `client-handle`; handles are never reused while the broker runs.
+static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
 
 impl HookClient {
-    /// Converts `client` (attributes granted at connect included).
+    /// Converts `client` (attributes granted at connect included) under a new handle.
     pub fn new(client: &ClientInfo) -> HookClient {
-        HookClient(convert::client(client))
+        HookClient {
+            handle: NEXT_HANDLE.fetch_add(1, Ordering::Relaxed),
+            record: Arc::new(convert::client(client)),
+        }
     }
 }
 
@@ -168,7 +180,7 @@ impl PluginChain {
         if !self.has(Hook::Connect) {
             return ConnectOutcome::NoOpinion;
         }
-        let wire_client = convert::client(client);
+        let wire_client = HookClient::new(client);
         let wire_creds = convert::credentials(creds);
         let selected = self
             .with(Hook::Connect)
@@ -191,14 +203,19 @@ impl PluginChain {
         filter: &str,
         requested: QoS,
     ) -> SubscribeOutcome {
-        self.on_subscribe_where(client, filter, requested, |_, _| true)
+        if !self.has(Hook::Subscribe) {
+            return SubscribeOutcome::NoOpinion;
+        }
+        let client = HookClient::new(client);
+        self.on_subscribe_where(&client, filter, requested, |_, _| true)
             .await
     }
 
-    /// [`Self::on_subscribe`] over the plugins for which `include(position, name)` holds.
+    /// [`Self::on_subscribe`] over the plugins for which `include(position, name)` holds,
+    /// for a connection's prepared client.
     pub async fn on_subscribe_where(
         &self,
-        client: &ClientInfo,
+        client: &HookClient,
         filter: &str,
         requested: QoS,
         include: impl Fn(usize, &str) -> bool,
@@ -206,13 +223,13 @@ impl PluginChain {
         if !self.has(Hook::Subscribe) {
             return SubscribeOutcome::NoOpinion;
         }
-        let wire_client = convert::client(client);
+        let wire_client = client;
         let selected = self
             .with(Hook::Subscribe)
             .filter(|(i, p)| include(*i, &p.name));
         for (index, plugin) in selected {
-            let (outcome, published) = plugin.subscribe(&wire_client, filter, requested).await;
-            self.forward(index, &wire_client, published, 0).await;
+            let (outcome, published) = plugin.subscribe(wire_client, filter, requested).await;
+            self.forward(index, wire_client, published, 0).await;
             if outcome != SubscribeOutcome::NoOpinion {
                 return outcome;
             }
@@ -225,8 +242,8 @@ impl PluginChain {
         if !self.has(Hook::Publish) {
             return PublishOutcome::Continue(message);
         }
-        let wire_client = convert::client(client);
-        self.run_publish(0, &wire_client, message, 0).await
+        self.run_publish(0, &HookClient::new(client), message, 0)
+            .await
     }
 
     /// [`Self::on_publish`] with the client record converted once per connection
@@ -235,7 +252,7 @@ impl PluginChain {
         if !self.has(Hook::Publish) {
             return PublishOutcome::Continue(message);
         }
-        self.run_publish(0, &client.0, message, 0).await
+        self.run_publish(0, client, message, 0).await
     }
 
     /// Runs messages that `client` published, in the order it sent them, through the
@@ -253,7 +270,6 @@ impl PluginChain {
         if !self.has(Hook::Publish) {
             return outcomes;
         }
-        let client = &client.0;
         // The WIT forms, made once and kept until a plugin rewrites the message.
         let mut wires: Vec<Option<wit::Message>> = outcomes.iter().map(|_| None).collect();
         for (index, plugin) in self.with(Hook::Publish) {
@@ -263,43 +279,34 @@ impl PluginChain {
             let mut batch = Vec::with_capacity(live.len());
             let mut batch_wires = Vec::with_capacity(live.len());
             for &i in &live {
-                let placeholder = PublishOutcome::Drop {
-                    reason_code: crate::types::ReasonCode::UNSPECIFIED_ERROR,
-                    reason: String::new(),
-                };
-                if let PublishOutcome::Continue(m) =
-                    std::mem::replace(&mut outcomes[i], placeholder)
-                {
-                    batch_wires.push(wires[i].take().unwrap_or_else(|| convert::message(&m)));
+                if let PublishOutcome::Continue(m) = &outcomes[i] {
+                    batch_wires.push(wires[i].take().unwrap_or_else(|| convert::message(m)));
                     batch.push(m);
                 }
             }
-            let (steps, published) = match batch.len() {
-                0 => break,
-                1 => {
-                    let (step, published) = plugin
-                        .publish(client, &batch_wires[0], batch.remove(0))
-                        .await;
-                    (vec![step], published)
+            let (changes, published) = match batch.as_slice() {
+                [] => break,
+                [single] => {
+                    let (change, published) = plugin.publish(client, &batch_wires[0], single).await;
+                    (vec![change], published)
                 }
-                _ => plugin.publish_batch(client, &batch_wires, batch).await,
+                _ => plugin.publish_batch(client, &batch_wires, &batch).await,
             };
             self.forward(index, client, published, 0).await;
-            for ((i, step), wire) in live.into_iter().zip(steps).zip(batch_wires) {
-                outcomes[i] = match step {
-                    PublishStep::Unchanged(m) => {
-                        wires[i] = Some(wire);
-                        PublishOutcome::Continue(m)
+            for ((i, change), wire) in live.into_iter().zip(changes).zip(batch_wires) {
+                match change {
+                    None => wires[i] = Some(wire),
+                    Some(PublishChange::Replaced(m)) => outcomes[i] = PublishOutcome::Continue(*m),
+                    Some(PublishChange::Dropped {
+                        reason_code,
+                        reason,
+                    }) => {
+                        outcomes[i] = PublishOutcome::Drop {
+                            reason_code,
+                            reason,
+                        }
                     }
-                    PublishStep::Replaced(m) => PublishOutcome::Continue(m),
-                    PublishStep::Dropped {
-                        reason_code,
-                        reason,
-                    } => PublishOutcome::Drop {
-                        reason_code,
-                        reason,
-                    },
-                };
+                }
             }
         }
         outcomes
@@ -310,11 +317,19 @@ impl PluginChain {
         if !self.has(Hook::Disconnect) {
             return;
         }
-        let wire_client = convert::client(client);
+        self.on_disconnect_with(&HookClient::new(client), reason)
+            .await;
+    }
+
+    /// [`Self::on_disconnect`] for a connection's prepared client.
+    pub async fn on_disconnect_with(&self, client: &HookClient, reason: DisconnectReason) {
+        if !self.has(Hook::Disconnect) {
+            return;
+        }
         let wire_reason = convert::disconnect_reason(reason);
         for (index, plugin) in self.with(Hook::Disconnect) {
-            let published = plugin.disconnect(&wire_client, wire_reason).await;
-            self.forward(index, &wire_client, published, 0).await;
+            let published = plugin.disconnect(client, wire_reason).await;
+            self.forward(index, client, published, 0).await;
         }
     }
 
@@ -327,7 +342,7 @@ impl PluginChain {
     async fn run_publish(
         &self,
         start: usize,
-        client: &wit::Client,
+        client: &HookClient,
         mut message: Message,
         depth: usize,
     ) -> PublishOutcome {
@@ -335,24 +350,24 @@ impl PluginChain {
         let mut wire: Option<wit::Message> = None;
         for (index, plugin) in self.with(Hook::Publish).skip_while(|(i, _)| *i < start) {
             let current = wire.get_or_insert_with(|| convert::message(&message));
-            let (step, published) = plugin.publish(client, current, message).await;
+            let (change, published) = plugin.publish(client, current, &message).await;
             self.forward(index, client, published, depth).await;
-            message = match step {
-                PublishStep::Unchanged(same) => same,
-                PublishStep::Replaced(new) => {
+            match change {
+                None => {}
+                Some(PublishChange::Replaced(new)) => {
                     wire = None;
-                    new
+                    message = *new;
                 }
-                PublishStep::Dropped {
+                Some(PublishChange::Dropped {
                     reason_code,
                     reason,
-                } => {
+                }) => {
                     return PublishOutcome::Drop {
                         reason_code,
                         reason,
                     };
                 }
-            };
+            }
         }
         PublishOutcome::Continue(message)
     }
@@ -362,7 +377,7 @@ impl PluginChain {
     fn forward<'a>(
         &'a self,
         origin: usize,
-        client: &'a wit::Client,
+        client: &'a HookClient,
         published: Vec<Message>,
         depth: usize,
     ) -> BoxFuture<'a, ()> {

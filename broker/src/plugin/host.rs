@@ -36,6 +36,8 @@ pub(crate) struct HostState {
     pub(super) shared: Arc<PluginShared>,
     /// Messages published during the current call; `None` outside hook calls (init).
     published: Option<Vec<Message>>,
+    /// The record of the client whose hook runs (`host.current-client`); `None` outside hooks.
+    client: Option<Arc<wit::Client>>,
     /// True while a call runs; still true at the next acquisition when a call was
     /// abandoned (its future dropped), which makes the pool discard the instance.
     pub(super) in_call: bool,
@@ -52,18 +54,27 @@ impl HostState {
             deadline: Deadline::default(),
             shared,
             published: None,
+            client: None,
             in_call: false,
         }
     }
 
-    /// Opens the publish queue for a hook call.
-    pub(super) fn begin_hook(&mut self) {
+    /// Opens the publish queue for a hook call about `client`.
+    pub(super) fn begin_hook(&mut self, client: Arc<wit::Client>) {
         self.published = Some(Vec::new());
+        self.client = Some(client);
     }
 
-    /// Closes the publish queue and returns what the call published.
+    /// Ends the hook call: forgets its client, closes the publish queue and returns
+    /// what the call published.
     pub(super) fn take_published(&mut self) -> Vec<Message> {
+        self.client = None;
         self.published.take().unwrap_or_default()
+    }
+
+    /// `host.current-client`: the record of the client whose hook runs.
+    pub(super) fn current_client(&self) -> Option<wit::Client> {
+        self.client.as_deref().cloned()
     }
 
     fn name(&self) -> &str {

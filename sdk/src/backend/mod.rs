@@ -9,6 +9,10 @@ pub(crate) mod native;
 mod wasm;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use native::{kv_delete, kv_get, kv_incr, kv_set, log, now_millis, publish};
+pub(crate) use native::{
+    current_client, kv_delete, kv_get, kv_incr, kv_set, log, now_millis, publish,
+};
 #[cfg(target_arch = "wasm32")]
-pub(crate) use wasm::{kv_delete, kv_get, kv_incr, kv_set, log, now_millis, publish};
+pub(crate) use wasm::{
+    current_client, kv_delete, kv_get, kv_incr, kv_set, log, now_millis, publish,
+};

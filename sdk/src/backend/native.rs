@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use crate::client::Client;
 use crate::log::Level;
 use crate::message::Message;
 use crate::testing::{LogRecord, START_MILLIS};
@@ -24,6 +25,10 @@ pub(crate) struct FakeHost {
     pub(crate) logs: Vec<LogRecord>,
     pub(crate) published: Vec<Message>,
     pub(crate) refuse_publish: Option<String>,
+    /// What `current_client` answers: the client of the hook being run.
+    pub(crate) client: Option<Client>,
+    /// How many times `current_client` was asked.
+    pub(crate) client_lookups: usize,
 }
 
 impl FakeHost {
@@ -34,6 +39,8 @@ impl FakeHost {
             logs: Vec::new(),
             published: Vec::new(),
             refuse_publish: None,
+            client: None,
+            client_lookups: 0,
         }
     }
 
@@ -72,6 +79,13 @@ pub(crate) fn log(level: Level, message: &str, fields: Vec<(String, String)>) {
             fields,
         });
     });
+}
+
+pub(crate) fn current_client() -> Option<Client> {
+    with_host(|h| {
+        h.client_lookups += 1;
+        h.client.clone()
+    })
 }
 
 pub(crate) fn now_millis() -> u64 {

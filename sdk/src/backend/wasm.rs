@@ -2,6 +2,7 @@
 
 use crate::bindings::cauldron::plugin::host;
 use crate::bindings::cauldron::plugin::types as wit;
+use crate::client::Client;
 use crate::convert;
 use crate::log::Level;
 use crate::message::Message;
@@ -9,6 +10,10 @@ use crate::message::Message;
 pub(crate) fn log(level: Level, message: &str, fields: Vec<(String, String)>) {
     let fields: Vec<wit::Pair> = fields.into_iter().map(convert::pair_to_wit).collect();
     host::log(convert::level_to_wit(level), message, &fields);
+}
+
+pub(crate) fn current_client() -> Option<Client> {
+    host::current_client().map(convert::client_from_wit)
 }
 
 pub(crate) fn now_millis() -> u64 {

@@ -38,6 +38,31 @@ async fn kv_store_is_shared_by_the_plugins_instances() {
     assert_eq!(counts, vec![1, 2, 3, 4, 5, 6]);
 }
 
+/// Hooks after on-connect get a handle; `host.current-client` answers the record of the
+/// client whose call runs, whichever client the instance served before.
+#[tokio::test]
+async fn current_client_is_the_client_of_the_running_call() {
+    let mut cfg = scripted("whoami", json!({}));
+    cfg.instances = Some(1);
+    let chain = load(&[cfg]).await.unwrap();
+    let (alice, bob) = (
+        HookClient::new(&client("alice")),
+        HookClient::new(&client("bob")),
+    );
+    for who in [&alice, &bob, &alice, &bob] {
+        let outcome = chain.on_publish_with(who, message("do/whoami")).await;
+        let expected = format!("who/{}", who.record.client_id);
+        assert_eq!(continued(outcome).topic.as_str(), expected);
+    }
+    let batch = chain
+        .on_publish_batch(&bob, vec![message("do/whoami"), message("do/whoami")])
+        .await;
+    for outcome in batch {
+        assert_eq!(continued(outcome).topic.as_str(), "who/bob");
+    }
+    assert_ne!(alice.handle, bob.handle, "each client has its own handle");
+}
+
 #[tokio::test]
 async fn published_messages_pass_only_later_plugins_so_nothing_loops() {
     // Both plugins republish every message they see under `echo/`. Were a plugin to see

@@ -54,7 +54,7 @@ async fn component_built_for_another_interface_version_is_refused_naming_it() {
         dir.path(),
         "future",
         r#"(component
-            (import "cauldron:plugin/host@0.3.0" (instance
+            (import "cauldron:plugin/host@0.4.0" (instance
                 (export "now-millis" (func (result u64)))))
         )"#,
     );
@@ -62,29 +62,33 @@ async fn component_built_for_another_interface_version_is_refused_naming_it() {
     assert!(matches!(err, Error::Interface { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "plugin `future` does not match cauldron:plugin@0.2.0: it imports \
-         `cauldron:plugin/host@0.3.0`; this broker implements cauldron:plugin@0.2.0"
+        "plugin `future` does not match cauldron:plugin@0.3.0: it imports \
+         `cauldron:plugin/host@0.4.0`; this broker implements cauldron:plugin@0.3.0"
     );
 }
 
-/// 0.2.0 added `on-publish-batch`: a component built for 0.1.0 names both versions.
+/// 0.3.0 changed the hooks' client parameter: a component built for 0.2.0 (or 0.1.0)
+/// names both versions.
 #[tokio::test]
-async fn component_built_for_the_previous_version_is_refused() {
+async fn component_built_for_a_previous_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let path = wat_file(
-        dir.path(),
-        "old",
-        r#"(component
-            (import "cauldron:plugin/host@0.1.0" (instance
-                (export "now-millis" (func (result u64)))))
-        )"#,
-    );
-    let err = load_err(PluginConfig::new("old", &path)).await;
-    assert_eq!(
-        err.to_string(),
-        "plugin `old` does not match cauldron:plugin@0.2.0: it imports \
-         `cauldron:plugin/host@0.1.0`; this broker implements cauldron:plugin@0.2.0"
-    );
+    for old in ["0.1.0", "0.2.0"] {
+        let component = format!(
+            r#"(component
+                (import "cauldron:plugin/host@{old}" (instance
+                    (export "now-millis" (func (result u64)))))
+            )"#
+        );
+        let path = wat_file(dir.path(), "old", &component);
+        let err = load_err(PluginConfig::new("old", &path)).await;
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "plugin `old` does not match cauldron:plugin@0.3.0: it imports \
+                 `cauldron:plugin/host@{old}`; this broker implements cauldron:plugin@0.3.0"
+            )
+        );
+    }
 }
 
 #[tokio::test]
@@ -94,8 +98,8 @@ async fn component_without_the_hooks_export_is_refused() {
     let err = load_err(PluginConfig::new("empty", &path)).await;
     assert_eq!(
         err.to_string(),
-        "plugin `empty` does not match cauldron:plugin@0.2.0: it does not export \
-         `cauldron:plugin/hooks@0.2.0`"
+        "plugin `empty` does not match cauldron:plugin@0.3.0: it does not export \
+         `cauldron:plugin/hooks@0.3.0`"
     );
 }
 
@@ -106,7 +110,7 @@ async fn host_import_with_the_wrong_signature_is_refused() {
         dir.path(),
         "wrong",
         r#"(component
-            (import "cauldron:plugin/host@0.2.0" (instance
+            (import "cauldron:plugin/host@0.3.0" (instance
                 (export "now-millis" (func (result u32)))))
         )"#,
     );

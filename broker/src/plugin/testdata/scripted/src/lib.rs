@@ -7,6 +7,8 @@
 //! a publish on `do/trap` traps. Actions that any hook understands: `spin` (loop forever),
 //! `trap` (panic), `hog` (allocate until the memory cap stops it), `stdout` (print to
 //! stdout and stderr, then behave as `none`/`continue`), `log` (host log, same).
+//! The publish action `whoami` rewrites the topic to `who/{client id}`, the id that
+//! `host.current-client` answers.
 //! `on-publish-batch` answers each message as `on-publish` would, counts its calls and
 //! sizes in the key-value store (`batches`, `batched`), and answers one decision too few
 //! when a message's topic is `do/short-batch`.
@@ -23,7 +25,7 @@ wit_bindgen::generate!({
 
 use cauldron::plugin::host;
 use cauldron::plugin::types::{
-    Client, ConnectDecision, Credentials, DisconnectReason, HookSet, LogLevel, Message, Pair,
+    Client, ClientHandle, ConnectDecision, Credentials, DisconnectReason, HookSet, LogLevel, Message, Pair,
     PublishDecision, Qos, Refusal, SubscribeDecision,
 };
 use exports::cauldron::plugin::hooks::Guest;
@@ -171,7 +173,7 @@ impl Guest for Scripted {
         }
     }
 
-    fn on_subscribe(client: Client, filter: String, requested: Qos) -> SubscribeDecision {
+    fn on_subscribe(_client: ClientHandle, filter: String, requested: Qos) -> SubscribeDecision {
         let act = action("subscribe", &filter, "none");
         if common(&act) {
             return SubscribeDecision::NoOpinion;
@@ -182,7 +184,7 @@ impl Guest for Scripted {
             "invalid" => SubscribeDecision::Allow(Qos::ExactlyOnce),
             "deny" => SubscribeDecision::Deny(refusal(0x87)),
             "tenant" => {
-                let tenant = client
+                let tenant = current_client()
                     .attributes
                     .iter()
                     .find(|p| p.key == "tenant")
@@ -198,7 +200,7 @@ impl Guest for Scripted {
         }
     }
 
-    fn on_publish(_client: Client, message: Message) -> PublishDecision {
+    fn on_publish(_client: ClientHandle, message: Message) -> PublishDecision {
         let act = action("publish", &message.topic, "continue");
         if common(&act) {
             return PublishDecision::Continue;
@@ -206,13 +208,13 @@ impl Guest for Scripted {
         publish_action(&act, message)
     }
 
-    fn on_publish_batch(client: Client, messages: Vec<Message>) -> Vec<PublishDecision> {
+    fn on_publish_batch(client: ClientHandle, messages: Vec<Message>) -> Vec<PublishDecision> {
         host::kv_incr("batches", 1, None);
         host::kv_incr("batched", messages.len() as i64, None);
         let short = messages.iter().any(|m| m.topic == "do/short-batch");
         let mut decisions: Vec<PublishDecision> = messages
             .into_iter()
-            .map(|m| Self::on_publish(client.clone(), m))
+            .map(|m| Self::on_publish(client, m))
             .collect();
         if short {
             decisions.pop();
@@ -220,7 +222,7 @@ impl Guest for Scripted {
         decisions
     }
 
-    fn on_disconnect(_client: Client, _reason: DisconnectReason) {
+    fn on_disconnect(_client: ClientHandle, _reason: DisconnectReason) {
         let act = setting("disconnect", "count");
         if !common(&act) {
             host::kv_incr("disconnects", 1, None);
@@ -228,7 +230,19 @@ impl Guest for Scripted {
     }
 }
 
+/// The record of the client whose hook runs (asked every time: this plugin keeps nothing).
+fn current_client() -> Client {
+    match host::current_client() {
+        Some(client) => client,
+        None => panic!("no client record during a hook"),
+    }
+}
+
 fn publish_action(act: &str, mut message: Message) -> PublishDecision {
+    if act == "whoami" {
+        message.topic = format!("who/{}", current_client().client_id);
+        return PublishDecision::Replace(message);
+    }
     if let Some(prefix) = act.strip_prefix("prefix:") {
         message.topic = format!("{prefix}{}", message.topic);
         return PublishDecision::Replace(message);

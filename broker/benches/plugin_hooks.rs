@@ -3,8 +3,9 @@
 //! and medians of batches only).
 //!
 //! Run: `cargo bench -p cauldron --bench plugin_hooks`. With `PLUGIN_HOOKS_CALLS=N` in
-//! the environment it makes exactly N prepared-client passthrough `on-publish` calls and
-//! exits, for repeatable instruction counts:
+//! the environment it makes exactly N prepared-client passthrough `on-publish` calls
+//! (`on-publish-batch` calls of M messages with `PLUGIN_HOOKS_BATCH=M`) and exits, for
+//! repeatable instruction counts:
 //! `PLUGIN_HOOKS_CALLS=20000 valgrind --tool=callgrind <bench binary> --bench` (the
 //! binary is the `plugin_hooks-*` file under `target/release/deps`; run it from `broker/`).
 //! The passthrough fixture
@@ -205,10 +206,21 @@ fn counted_calls(calls: u64) {
     );
     let prepared = HookClient::new(&client());
     let small = message(64);
-    let elapsed = timed(&runtime, calls, || {
-        passthrough.on_publish_with(&prepared, small.clone())
-    });
-    println!("{calls} prepared passthrough calls in {elapsed:?}");
+    let batch: usize = std::env::var("PLUGIN_HOOKS_BATCH")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let elapsed = if batch > 1 {
+        let messages: Vec<Message> = (0..batch).map(|_| small.clone()).collect();
+        timed(&runtime, calls, || {
+            passthrough.on_publish_batch(&prepared, messages.clone())
+        })
+    } else {
+        timed(&runtime, calls, || {
+            passthrough.on_publish_with(&prepared, small.clone())
+        })
+    };
+    println!("{calls} prepared passthrough calls of {batch} messages in {elapsed:?}");
 }
 
 mod entry {

@@ -16,6 +16,7 @@ wasmtime::component::bindgen!({
     world: "plugin",
     path: "../wit",
     exports: { default: async },
+    ownership: Borrowing { duplicate_if_necessary: true },
 });
 
 pub(super) use cauldron::plugin::types as wit;
@@ -67,11 +68,11 @@ impl WasiView for HostState {
 impl wit::Host for HostState {}
 
 impl cauldron::plugin::host::Host for HostState {
-    fn current_client(&mut self) -> Option<wit::Client> {
+    fn current_client(&mut self) -> Option<wit::ClientResult> {
         HostState::current_client(self)
     }
 
-    fn log(&mut self, level: wit::LogLevel, message: String, fields: Vec<wit::Pair>) {
+    fn log(&mut self, level: wit::LogLevel, message: String, fields: Vec<wit::PairResult>) {
         self.log(level, &message, &fields);
     }
 
@@ -95,18 +96,20 @@ impl cauldron::plugin::host::Host for HostState {
         self.kv_delete(&key);
     }
 
-    fn publish(&mut self, message: wit::Message) -> Result<(), String> {
+    fn publish(&mut self, message: wit::MessageResult) -> Result<(), String> {
         self.publish(message)
     }
 }
 
-/// One hook call's arguments, in WIT form. After `on-connect` the client is its handle;
+/// One hook call's arguments, in WIT form, borrowing the broker's own values (bindgen's
+/// `Borrowing` ownership: nothing is copied on the host side before wasmtime copies it
+/// into the plugin). After `on-connect` the client is its handle;
 /// `host.current-client` answers its record.
 pub(super) enum HookCall<'a> {
-    Connect(&'a wit::Client, &'a wit::Credentials),
+    Connect(wit::ClientParam<'a>, wit::Credentials<'a>),
     Subscribe(wit::ClientHandle, &'a str, wit::Qos),
-    Publish(wit::ClientHandle, &'a wit::Message),
-    PublishBatch(wit::ClientHandle, &'a [wit::Message]),
+    Publish(wit::ClientHandle, wit::MessageParam<'a>),
+    PublishBatch(wit::ClientHandle, &'a [wit::MessageParam<'a>]),
     Disconnect(wit::ClientHandle, wit::DisconnectReason),
 }
 

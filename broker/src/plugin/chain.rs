@@ -53,7 +53,7 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct HookClient {
     pub(super) handle: wit::ClientHandle,
-    pub(super) record: Arc<wit::Client>,
+    pub(super) record: Arc<wit::ClientResult>,
 }
 
 /// The next `client-handle`; handles are never reused while the broker runs.
@@ -186,7 +186,7 @@ impl PluginChain {
             .with(Hook::Connect)
             .filter(|(i, p)| include(*i, &p.name));
         for (index, plugin) in selected {
-            let (outcome, published) = plugin.connect(&wire_client, &wire_creds).await;
+            let (outcome, published) = plugin.connect(&wire_client, wire_creds.clone()).await;
             self.forward(index, &wire_client, published, 0).await;
             if outcome != ConnectOutcome::NoOpinion {
                 return outcome;
@@ -270,32 +270,40 @@ impl PluginChain {
         if !self.has(Hook::Publish) {
             return outcomes;
         }
-        // The WIT forms, made once and kept until a plugin rewrites the message.
-        let mut wires: Vec<Option<wit::Message>> = outcomes.iter().map(|_| None).collect();
         for (index, plugin) in self.with(Hook::Publish) {
             let live: Vec<usize> = (0..outcomes.len())
                 .filter(|&i| matches!(outcomes[i], PublishOutcome::Continue(_)))
                 .collect();
-            let mut batch = Vec::with_capacity(live.len());
-            let mut batch_wires = Vec::with_capacity(live.len());
-            for &i in &live {
-                if let PublishOutcome::Continue(m) = &outcomes[i] {
-                    batch_wires.push(wires[i].take().unwrap_or_else(|| convert::message(m)));
-                    batch.push(m);
-                }
-            }
-            let (changes, published) = match batch.as_slice() {
-                [] => break,
-                [single] => {
-                    let (change, published) = plugin.publish(client, &batch_wires[0], single).await;
+            let batch: Vec<&Message> = live
+                .iter()
+                .filter_map(|&i| match &outcomes[i] {
+                    PublishOutcome::Continue(m) => Some(m),
+                    PublishOutcome::Drop { .. } => None,
+                })
+                .collect();
+            // The WIT forms borrow the messages: nothing is copied before wasmtime
+            // copies them into the plugin.
+            let properties: Vec<_> = batch
+                .iter()
+                .map(|m| convert::user_property_params(m))
+                .collect();
+            let wires: Vec<_> = batch
+                .iter()
+                .zip(&properties)
+                .map(|(m, p)| convert::message(m, p))
+                .collect();
+            let (changes, published) = match (batch.as_slice(), wires.as_slice()) {
+                ([], _) => break,
+                ([single], [wire]) => {
+                    let (change, published) = plugin.publish(client, wire.clone(), single).await;
                     (vec![change], published)
                 }
-                _ => plugin.publish_batch(client, &batch_wires, &batch).await,
+                _ => plugin.publish_batch(client, &wires, &batch).await,
             };
             self.forward(index, client, published, 0).await;
-            for ((i, change), wire) in live.into_iter().zip(changes).zip(batch_wires) {
+            for (i, change) in live.into_iter().zip(changes) {
                 match change {
-                    None => wires[i] = Some(wire),
+                    None => {}
                     Some(PublishChange::Replaced(m)) => outcomes[i] = PublishOutcome::Continue(*m),
                     Some(PublishChange::Dropped {
                         reason_code,
@@ -346,18 +354,16 @@ impl PluginChain {
         mut message: Message,
         depth: usize,
     ) -> PublishOutcome {
-        // The WIT form is made once and shared until a plugin rewrites the message.
-        let mut wire: Option<wit::Message> = None;
         for (index, plugin) in self.with(Hook::Publish).skip_while(|(i, _)| *i < start) {
-            let current = wire.get_or_insert_with(|| convert::message(&message));
-            let (change, published) = plugin.publish(client, current, &message).await;
+            let (change, published) = {
+                let properties = convert::user_property_params(&message);
+                let wire = convert::message(&message, &properties);
+                plugin.publish(client, wire, &message).await
+            };
             self.forward(index, client, published, depth).await;
             match change {
                 None => {}
-                Some(PublishChange::Replaced(new)) => {
-                    wire = None;
-                    message = *new;
-                }
+                Some(PublishChange::Replaced(new)) => message = *new,
                 Some(PublishChange::Dropped {
                     reason_code,
                     reason,

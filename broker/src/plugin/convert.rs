@@ -110,18 +110,18 @@ fn qos_from(q: wit::Qos) -> QoS {
     }
 }
 
-fn pairs(list: &[(String, String)]) -> Vec<wit::Pair> {
+fn pairs(list: &[(String, String)]) -> Vec<wit::PairResult> {
     list.iter()
-        .map(|(key, value)| wit::Pair {
+        .map(|(key, value)| wit::PairResult {
             key: key.clone(),
             value: value.clone(),
         })
         .collect()
 }
 
-/// The WIT record of a client.
-pub(super) fn client(c: &ClientInfo) -> wit::Client {
-    wit::Client {
+/// The WIT record of a client, as `host.current-client` answers it.
+pub(super) fn client(c: &ClientInfo) -> wit::ClientResult {
+    wit::ClientResult {
         client_id: c.client_id.as_str().to_owned(),
         username: c.username.clone(),
         protocol: match c.protocol {
@@ -134,7 +134,7 @@ pub(super) fn client(c: &ClientInfo) -> wit::Client {
         tls_peer: c.tls_peer.clone(),
         keep_alive: c.keep_alive,
         clean_start: c.clean_start,
-        will: c.will.as_ref().map(|w| wit::Will {
+        will: c.will.as_ref().map(|w| wit::WillResult {
             topic: w.topic.as_str().to_owned(),
             qos: qos(w.qos),
             retain: w.retain,
@@ -178,10 +178,44 @@ fn push_decimal(out: &mut String, mut n: u32) {
     }
 }
 
-pub(super) fn credentials(c: &Credentials) -> wit::Credentials {
+/// The attributes of `c` in the form [`client_param`] borrows.
+pub(super) fn attribute_params(c: &wit::ClientResult) -> Vec<wit::PairParam<'_>> {
+    c.attributes
+        .iter()
+        .map(|p| wit::PairParam {
+            key: &p.key,
+            value: &p.value,
+        })
+        .collect()
+}
+
+/// `c` as `on-connect` takes it, borrowing `c` and its `attributes`.
+pub(super) fn client_param<'a>(
+    c: &'a wit::ClientResult,
+    attributes: &'a [wit::PairParam<'a>],
+) -> wit::ClientParam<'a> {
+    wit::ClientParam {
+        client_id: &c.client_id,
+        username: c.username.as_deref(),
+        protocol: c.protocol,
+        remote_addr: &c.remote_addr,
+        listener: &c.listener,
+        tls_peer: c.tls_peer.as_deref(),
+        keep_alive: c.keep_alive,
+        clean_start: c.clean_start,
+        will: c.will.as_ref().map(|w| wit::WillParam {
+            topic: &w.topic,
+            qos: w.qos,
+            retain: w.retain,
+        }),
+        attributes,
+    }
+}
+
+pub(super) fn credentials(c: &Credentials) -> wit::Credentials<'_> {
     wit::Credentials {
-        username: c.username.clone(),
-        password: c.password.as_ref().map(|p| p.to_vec()),
+        username: c.username.as_deref(),
+        password: c.password.as_deref(),
     }
 }
 
@@ -197,25 +231,34 @@ pub(super) fn disconnect_reason(r: DisconnectReason) -> wit::DisconnectReason {
     }
 }
 
-/// The WIT record of a message; the expiry is the time left now.
-pub(super) fn message(m: &Message) -> wit::Message {
+/// The user properties of `m` in the form [`message`] borrows.
+pub(super) fn user_property_params(m: &Message) -> Vec<wit::PairParam<'_>> {
+    m.properties
+        .user_properties
+        .iter()
+        .map(|(key, value)| wit::PairParam {
+            key: key.as_ref(),
+            value: value.as_ref(),
+        })
+        .collect()
+}
+
+/// The WIT record of a message, borrowing `m` and its `user_properties` (see
+/// [`user_property_params`]); the expiry is the time left now.
+pub(super) fn message<'a>(
+    m: &'a Message,
+    user_properties: &'a [wit::PairParam<'a>],
+) -> wit::MessageParam<'a> {
     let p = &m.properties;
-    wit::Message {
-        topic: m.topic.as_str().to_owned(),
-        payload: m.payload.to_vec(),
+    wit::MessageParam {
+        topic: m.topic.as_str(),
+        payload: &m.payload,
         qos: qos(m.qos),
         retain: m.retain,
-        user_properties: p
-            .user_properties
-            .iter()
-            .map(|(key, value)| wit::Pair {
-                key: key.to_string(),
-                value: value.to_string(),
-            })
-            .collect(),
-        content_type: p.content_type.as_ref().map(ToString::to_string),
-        response_topic: p.response_topic.as_ref().map(ToString::to_string),
-        correlation_data: p.correlation_data.as_ref().map(|d| d.to_vec()),
+        user_properties,
+        content_type: p.content_type.as_ref().map(AsRef::as_ref),
+        response_topic: p.response_topic.as_ref().map(AsRef::as_ref),
+        correlation_data: p.correlation_data.as_deref(),
         payload_utf8: p.payload_format_indicator == Some(1),
         message_expiry_secs: m
             .expires_at
@@ -346,7 +389,7 @@ fn short_string(s: String, field: &'static str) -> Result<ByteString, Invalid> {
 /// message it replaces: its publisher is kept, and so is its expiry instant when the
 /// plugin returned the expiry unchanged.
 pub(super) fn validated_message(
-    m: wit::Message,
+    m: wit::MessageResult,
     original: Option<(&Message, Option<u32>)>,
 ) -> Result<Message, Invalid> {
     check_len("payload", m.payload.len(), MAX_PAYLOAD_BYTES)?;
@@ -396,7 +439,7 @@ pub(super) fn validated_message(
 }
 
 /// A message a plugin publishes through `host.publish`: made by the broker.
-pub(super) fn new_message(m: wit::Message) -> Result<Message, Invalid> {
+pub(super) fn new_message(m: wit::MessageResult) -> Result<Message, Invalid> {
     validated_message(m, None)
 }
 

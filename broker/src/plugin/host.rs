@@ -37,7 +37,7 @@ pub(crate) struct HostState {
     /// Messages published during the current call; `None` outside hook calls (init).
     published: Option<Vec<Message>>,
     /// The record of the client whose hook runs (`host.current-client`); `None` outside hooks.
-    client: Option<Arc<wit::Client>>,
+    client: Option<Arc<wit::ClientResult>>,
     /// True while a call runs; still true at the next acquisition when a call was
     /// abandoned (its future dropped), which makes the pool discard the instance.
     pub(super) in_call: bool,
@@ -60,7 +60,7 @@ impl HostState {
     }
 
     /// Opens the publish queue for a hook call about `client`.
-    pub(super) fn begin_hook(&mut self, client: Arc<wit::Client>) {
+    pub(super) fn begin_hook(&mut self, client: Arc<wit::ClientResult>) {
         self.published = Some(Vec::new());
         self.client = Some(client);
     }
@@ -73,7 +73,7 @@ impl HostState {
     }
 
     /// `host.current-client`: the record of the client whose hook runs.
-    pub(super) fn current_client(&self) -> Option<wit::Client> {
+    pub(super) fn current_client(&self) -> Option<wit::ClientResult> {
         self.client.as_deref().cloned()
     }
 
@@ -81,7 +81,7 @@ impl HostState {
         &self.shared.name
     }
 
-    pub(super) fn log(&mut self, level: wit::LogLevel, message: &str, fields: &[wit::Pair]) {
+    pub(super) fn log(&mut self, level: wit::LogLevel, message: &str, fields: &[wit::PairResult]) {
         let message = truncate(message, MAX_LOG_BYTES);
         let fields = Fields(fields);
         let plugin = self.name();
@@ -134,7 +134,7 @@ impl HostState {
     }
 
     /// Validates and queues a message; the chain sends it on after the hook returns.
-    pub(super) fn publish(&mut self, message: wit::Message) -> Result<(), String> {
+    pub(super) fn publish(&mut self, message: wit::MessageResult) -> Result<(), String> {
         let Some(queue) = self.published.as_mut() else {
             return Err("publish is only available inside hooks, not in init".to_owned());
         };
@@ -150,7 +150,7 @@ impl HostState {
 }
 
 /// Log fields as `key=value, key=value`.
-struct Fields<'a>(&'a [wit::Pair]);
+struct Fields<'a>(&'a [wit::PairResult]);
 
 impl std::fmt::Display for Fields<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -62,17 +62,17 @@ pub(super) enum PublishChange {
 /// the plugin published meanwhile.
 pub(super) type Answered<T> = (T, Vec<Message>);
 
-/// Validates one `on-publish` decision about `message` (sent as `wire`): `None` to
-/// continue with it unchanged.
+/// Validates one `on-publish` decision about `message` (sent with `sent_expiry`): `None`
+/// to continue with it unchanged.
 fn publish_change(
     decision: wit::PublishDecision,
-    wire: &wit::Message,
+    sent_expiry: Option<u32>,
     message: &Message,
 ) -> Result<Option<PublishChange>, Invalid> {
     match decision {
         wit::PublishDecision::Continue => Ok(None),
         wit::PublishDecision::Replace(m) => {
-            let new = convert::validated_message(m, Some((message, wire.message_expiry_secs)))?;
+            let new = convert::validated_message(m, Some((message, sent_expiry)))?;
             Ok(Some(PublishChange::Replaced(Box::new(new))))
         }
         wit::PublishDecision::Drop(r) => {
@@ -147,9 +147,10 @@ impl LoadedPlugin {
     pub(super) async fn connect(
         &self,
         client: &HookClient,
-        creds: &wit::Credentials,
+        creds: wit::Credentials<'_>,
     ) -> Answered<ConnectOutcome> {
-        let call = HookCall::Connect(&client.record, creds);
+        let attributes = convert::attribute_params(&client.record);
+        let call = HookCall::Connect(convert::client_param(&client.record, &attributes), creds);
         let answer = self
             .call(Hook::Connect, client, call, |answer| match answer {
                 HookAnswer::Connect(d) => convert::connect_decision(d),
@@ -229,13 +230,14 @@ impl LoadedPlugin {
     pub(super) async fn publish(
         &self,
         client: &HookClient,
-        wire: &wit::Message,
+        wire: wit::MessageParam<'_>,
         message: &Message,
     ) -> Answered<Option<PublishChange>> {
+        let sent_expiry = wire.message_expiry_secs;
         let call = HookCall::Publish(client.handle, wire);
         let answer = self
             .call_or_failure(Hook::Publish, client, call, |answer| match answer {
-                HookAnswer::Publish(decision) => publish_change(decision, wire, message),
+                HookAnswer::Publish(decision) => publish_change(decision, sent_expiry, message),
                 _ => Err(Invalid::WrongHook),
             })
             .await;
@@ -257,7 +259,7 @@ impl LoadedPlugin {
     pub(super) async fn publish_batch(
         &self,
         client: &HookClient,
-        wires: &[wit::Message],
+        wires: &[wit::MessageParam<'_>],
         messages: &[&Message],
     ) -> Answered<Vec<Option<PublishChange>>> {
         let call = HookCall::PublishBatch(client.handle, wires);
@@ -267,7 +269,9 @@ impl LoadedPlugin {
                     decisions
                         .into_iter()
                         .zip(wires.iter().zip(messages))
-                        .map(|(decision, (wire, message))| publish_change(decision, wire, message))
+                        .map(|(decision, (wire, message))| {
+                            publish_change(decision, wire.message_expiry_secs, message)
+                        })
                         .collect::<Result<Vec<_>, _>>()
                 }
                 HookAnswer::PublishBatch(decisions) => Err(Invalid::BatchLength {
@@ -288,7 +292,8 @@ impl LoadedPlugin {
                 for (wire, message) in wires.iter().zip(messages) {
                     // Boxed: this rare path would otherwise put a whole single call's
                     // future inside every batch call's future.
-                    let (change, more) = Box::pin(self.publish(client, wire, message)).await;
+                    let (change, more) =
+                        Box::pin(self.publish(client, wire.clone(), message)).await;
                     changes.push(change);
                     published.extend(more);
                 }

@@ -108,7 +108,8 @@ fn timed<F: std::future::Future>(
     })
 }
 
-fn hooks(c: &mut Criterion) {
+/// A current-thread runtime and the passthrough fixture loaded with one instance.
+fn runtime_and_passthrough() -> (tokio::runtime::Runtime, PluginChain) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -120,6 +121,11 @@ fn hooks(c: &mut Criterion) {
             fixture::workspace_plugin_wasm("fixture-passthrough"),
         ),
     );
+    (runtime, passthrough)
+}
+
+fn hooks(c: &mut Criterion) {
+    let (runtime, passthrough) = runtime_and_passthrough();
     let mut scripted = PluginConfig::new("scripted", fixture::scripted_wasm());
     scripted.config = serde_json::json!({"subscribe": "none", "hooks": ["subscribe"]})
         .as_object()
@@ -193,17 +199,7 @@ fn hooks(c: &mut Criterion) {
 
 /// `PLUGIN_HOOKS_CALLS=N`: N prepared-client passthrough calls, nothing else.
 fn counted_calls(calls: u64) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let passthrough = load(
-        &runtime,
-        PluginConfig::new(
-            "passthrough",
-            fixture::workspace_plugin_wasm("fixture-passthrough"),
-        ),
-    );
+    let (runtime, passthrough) = runtime_and_passthrough();
     let prepared = HookClient::new(&client());
     let small = message(64);
     let batch: usize = std::env::var("PLUGIN_HOOKS_BATCH")

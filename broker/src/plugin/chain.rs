@@ -223,13 +223,12 @@ impl PluginChain {
         if !self.has(Hook::Subscribe) {
             return SubscribeOutcome::NoOpinion;
         }
-        let wire_client = client;
         let selected = self
             .with(Hook::Subscribe)
             .filter(|(i, p)| include(*i, &p.name));
         for (index, plugin) in selected {
-            let (outcome, published) = plugin.subscribe(wire_client, filter, requested).await;
-            self.forward(index, wire_client, published, 0).await;
+            let (outcome, published) = plugin.subscribe(client, filter, requested).await;
+            self.forward(index, client, published, 0).await;
             if outcome != SubscribeOutcome::NoOpinion {
                 return outcome;
             }
@@ -271,16 +270,15 @@ impl PluginChain {
             return outcomes;
         }
         for (index, plugin) in self.with(Hook::Publish) {
-            let live: Vec<usize> = (0..outcomes.len())
-                .filter(|&i| matches!(outcomes[i], PublishOutcome::Continue(_)))
-                .collect();
-            let batch: Vec<&Message> = live
+            // The messages still going, and where their outcomes are.
+            let (live, batch): (Vec<usize>, Vec<&Message>) = outcomes
                 .iter()
-                .filter_map(|&i| match &outcomes[i] {
-                    PublishOutcome::Continue(m) => Some(m),
+                .enumerate()
+                .filter_map(|(i, outcome)| match outcome {
+                    PublishOutcome::Continue(m) => Some((i, m)),
                     PublishOutcome::Drop { .. } => None,
                 })
-                .collect();
+                .unzip();
             // The WIT forms borrow the messages: nothing is copied before wasmtime
             // copies them into the plugin.
             let properties: Vec<_> = batch

@@ -42,6 +42,9 @@ pub struct Broker {
     next_conn_id: AtomicU64,
     system_retained: std::sync::atomic::AtomicUsize,
     plugins: RwLock<PluginChain>,
+    /// Each configured listener's authentication chain, parsed once and shared by its
+    /// connections.
+    auth_chains: Vec<(String, Arc<[crate::config::ChainEntry]>)>,
     /// The certificates of the TLS and WSS listeners, by listener name (for reloads).
     tls: RwLock<Vec<(String, Arc<crate::transport::tls::TlsState>)>>,
 }
@@ -59,9 +62,15 @@ impl Broker {
 
     /// A broker with empty state writing to `store` (see [`Broker::restore`]).
     pub fn with_store(config: Config, auth: crate::auth::Auth, store: Store) -> Self {
+        let auth_chains = config
+            .listeners
+            .iter()
+            .map(|l| (l.name.clone(), config.auth_chain(&l.name).into()))
+            .collect();
         Broker {
             auth,
             store,
+            auth_chains,
             config: Arc::new(config),
             router: Router::default(),
             retained: RwLock::new(RetainStore::new()),
@@ -72,6 +81,15 @@ impl Broker {
             system_retained: std::sync::atomic::AtomicUsize::new(0),
             plugins: RwLock::new(PluginChain::empty()),
             tls: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The authentication and authorisation chain of `listener` (see
+    /// [`Config::auth_chain`]).
+    pub fn auth_chain(&self, listener: &str) -> Arc<[crate::config::ChainEntry]> {
+        match self.auth_chains.iter().find(|(name, _)| name == listener) {
+            Some((_, chain)) => Arc::clone(chain),
+            None => self.config.auth_chain(listener).into(),
         }
     }
 

@@ -10,7 +10,8 @@
 //!   probes over HTTP; [`probe`]: the `cauldron probe` health check client
 //! - [`session`]: per-session protocol state (no I/O)
 //! - [`router`]: subscription index and fan-out; [`retain`]: retained messages
-//! - [`codec`]: bytes ↔ packets; [`message`], [`topic`], [`types`]: domain types
+//! - [`codec`]: bytes ↔ packets; [`message`], [`topic`], [`types`]: domain types;
+//!   [`small_map`]: the map behind per-client subscriptions
 //! - [`config`]: figment configuration
 
 pub mod acl;
@@ -30,6 +31,7 @@ pub mod retain;
 pub mod router;
 pub mod server;
 pub mod session;
+pub mod small_map;
 pub mod stats;
 pub mod store;
 pub mod sys;

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -60,7 +62,8 @@ pub enum Error {
 }
 
 struct Listener {
-    name: String,
+    /// Shared with every connection it accepts.
+    name: Arc<str>,
     socket: TcpListener,
     limit: Option<Arc<Semaphore>>,
     transport: Arc<Transport>,
@@ -130,7 +133,7 @@ impl Server {
         broker.set_tls(
             listeners
                 .iter()
-                .filter_map(|l| Some((l.name.clone(), Arc::clone(l.transport.tls()?))))
+                .filter_map(|l| Some((l.name.to_string(), Arc::clone(l.transport.tls()?))))
                 .collect(),
         );
         let chain = load_plugins(&broker, &broker.config.plugins).await?;
@@ -236,7 +239,7 @@ async fn bind_listeners(
             })?;
         let limit = (l.max_connections > 0).then(|| Arc::new(Semaphore::new(l.max_connections)));
         listeners.push(Listener {
-            name: l.name.clone(),
+            name: Arc::from(l.name.as_str()),
             socket,
             limit,
             transport: Arc::new(transport),
@@ -288,44 +291,49 @@ async fn accept_loop(
             None => None,
         };
         let _ = stream.set_nodelay(true);
-        let name: Arc<str> = Arc::from(listener.name.as_str());
-        let broker = Arc::clone(&broker);
-        let shutdown = shutdown.clone();
-        let transport = Arc::clone(&listener.transport);
-        tracker.spawn(async move {
-            serve(stream, peer, &transport, name, broker, shutdown).await;
-            drop((global_permit, local_permit));
-        });
+        let serving = serve(
+            stream,
+            peer,
+            Arc::clone(&listener.transport),
+            Arc::clone(&listener.name),
+            Arc::clone(&broker),
+            shutdown.clone(),
+        );
+        // The permits are held until the connection ends.
+        tracker.spawn(serving.map(move |()| drop((global_permit, local_permit))));
     }
 }
 
 /// Sets up the listener's transport (bounded by the connect timeout), then serves MQTT.
-async fn serve(
+///
+/// Not an `async fn`, so that a plain connection's task is just the connection's
+/// future (an async function would keep a copy of its arguments beside it).
+fn serve(
     stream: TcpStream,
     addr: SocketAddr,
-    transport: &Transport,
+    transport: Arc<Transport>,
     listener: Arc<str>,
     broker: Arc<Broker>,
     shutdown: CancellationToken,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     if transport.is_plain() {
         let peer = Peer { addr, tls: None };
-        crate::connection::serve(stream, peer, listener, broker, shutdown).await;
-        return;
+        return Either::Left(crate::connection::serve(
+            stream, peer, listener, broker, shutdown,
+        ));
     }
     // Boxed: TLS and WebSocket streams and their handshakes are large, and inline they
     // would enlarge every connection's task, plain ones included (14 KB against 7 KB).
-    Box::pin(serve_established(
+    Either::Right(Box::pin(serve_established(
         stream, addr, transport, listener, broker, shutdown,
-    ))
-    .await;
+    )))
 }
 
 /// TLS, WebSocket or PROXY: establishes the transport, then serves MQTT over it.
 async fn serve_established(
     stream: TcpStream,
     addr: SocketAddr,
-    transport: &Transport,
+    transport: Arc<Transport>,
     listener: Arc<str>,
     broker: Arc<Broker>,
     shutdown: CancellationToken,

@@ -94,6 +94,7 @@ pub struct Conn {
     pub(crate) outbox_rx: crate::router::OutboxRx,
     /// Retained messages and other deliveries produced locally, sent before the outbox.
     pub(crate) pending: VecDeque<Delivery>,
+    /// Cancelled by a takeover [MQTT-3.1.4-3]; a child of the server's shutdown token.
     pub(crate) kick: CancellationToken,
     /// Outbound window: min(configured inflight, client's Receive Maximum).
     pub(crate) window: u16,

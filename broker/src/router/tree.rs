@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::str::Split;
 
+use crate::small_map::SmallMap;
 use crate::topic::{TopicFilter, TopicName};
 
 /// Subscriptions indexed by filter level, each filter holding one entry per session key.
@@ -24,7 +25,7 @@ pub struct SubscriptionTree<K, V> {
 /// All entries of one filter. A slot exists only while it holds at least one entry.
 struct Slot<K, V> {
     filter: TopicFilter,
-    entries: HashMap<K, V>,
+    entries: SmallMap<K, V>,
 }
 
 /// One level of the trie. The path from the root spells the filter, `+` edges included.
@@ -143,7 +144,7 @@ impl<K: Eq + Hash + Clone, V> SubscriptionTree<K, V> {
         let slot = node.slot_mut(end).get_or_insert_with(|| {
             Box::new(Slot {
                 filter: filter.clone(),
-                entries: HashMap::new(),
+                entries: SmallMap::new(),
             })
         });
         let previous = slot.entries.insert(key, value);

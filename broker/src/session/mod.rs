@@ -8,13 +8,14 @@
 
 pub mod outbound;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytestring::ByteString;
 
 use crate::codec::SubscriptionOptions;
+use crate::small_map::SmallMap;
 use crate::topic::TopicFilter;
 use crate::types::{ClientId, PacketId};
 pub use outbound::{Inflight, InflightState, Outbound};
@@ -77,7 +78,7 @@ pub struct Session {
     /// The client identifier owning the session.
     pub client_id: ClientId,
     /// Subscriptions keyed by the full filter text of SUBSCRIBE (including any `$share/`).
-    pub subscriptions: HashMap<ByteString, SessionSubscription>,
+    pub subscriptions: SmallMap<ByteString, SessionSubscription>,
     /// Outbound QoS 1/2 messages in flight.
     pub outbound: Outbound,
     /// Inbound QoS 2 packet ids received and acknowledged with PUBREC, awaiting PUBREL.
@@ -93,7 +94,7 @@ impl Session {
     pub fn new(client_id: ClientId, expiry_interval_secs: u32) -> Self {
         Session {
             client_id,
-            subscriptions: HashMap::new(),
+            subscriptions: SmallMap::new(),
             outbound: Outbound::default(),
             inbound_qos2: HashSet::new(),
             expiry_interval_secs,

@@ -1,0 +1,280 @@
+//! A map for the many small maps a broker holds per client: a session's subscriptions and
+//! the subscribers of one filter, which most of the time hold a single entry.
+//!
+//! An empty `std` `HashMap` allocates nothing, but its first insert allocates four
+//! buckets (468 bytes for a session's subscriptions, 276 for a filter's subscribers), and
+//! an idle client holds one of each. Up to [`INLINE_MAX`] entries live in a vector grown
+//! one step at a time (exactly the entries, found by comparison); past that the map
+//! becomes a `HashMap` and stays one.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::collections::hash_map;
+use std::hash::Hash;
+
+/// The most entries kept in the vector; one more turns it into a hash map.
+pub const INLINE_MAX: usize = 8;
+
+/// A map of few entries, cheap when it holds one or none.
+#[derive(Clone)]
+pub enum SmallMap<K, V> {
+    /// Up to [`INLINE_MAX`] entries, unordered.
+    Few(Vec<(K, V)>),
+    /// More than that, at some point.
+    Many(HashMap<K, V>),
+}
+
+impl<K, V> Default for SmallMap<K, V> {
+    fn default() -> Self {
+        SmallMap::Few(Vec::new())
+    }
+}
+
+impl<K, V> SmallMap<K, V> {
+    /// An empty map (allocates nothing).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match self {
+            SmallMap::Few(v) => v.len(),
+            SmallMap::Many(m) => m.len(),
+        }
+    }
+
+    /// True when the map holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entries, in no particular order.
+    pub fn iter(&self) -> Iter<'_, K, V> {
+        match self {
+            SmallMap::Few(v) => Iter::Few(v.iter()),
+            SmallMap::Many(m) => Iter::Many(m.iter()),
+        }
+    }
+
+    /// The values, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.iter().map(|(_, v)| v)
+    }
+
+    /// The keys, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.iter().map(|(k, _)| k)
+    }
+}
+
+impl<K: Eq + Hash, V> SmallMap<K, V> {
+    /// The value of `key`.
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self {
+            SmallMap::Few(v) => v.iter().find(|(k, _)| k.borrow() == key).map(|(_, v)| v),
+            SmallMap::Many(m) => m.get(key),
+        }
+    }
+
+    /// The value of `key`, to change it.
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self {
+            SmallMap::Few(v) => v
+                .iter_mut()
+                .find(|(k, _)| k.borrow() == key)
+                .map(|(_, v)| v),
+            SmallMap::Many(m) => m.get_mut(key),
+        }
+    }
+
+    /// True when `key` has an entry.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get(key).is_some()
+    }
+
+    /// Inserts or replaces the value of `key`; returns the previous one.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        match self {
+            SmallMap::Few(v) => {
+                if let Some((_, old)) = v.iter_mut().find(|(k, _)| *k == key) {
+                    return Some(std::mem::replace(old, value));
+                }
+                if v.len() < INLINE_MAX {
+                    if v.len() == v.capacity() {
+                        // 1, 2, 4, 8: a vector's own first step is four entries.
+                        v.reserve_exact(v.len().max(1));
+                    }
+                    v.push((key, value));
+                } else {
+                    let mut m: HashMap<K, V> = v.drain(..).collect();
+                    m.insert(key, value);
+                    *self = SmallMap::Many(m);
+                }
+                None
+            }
+            SmallMap::Many(m) => m.insert(key, value),
+        }
+    }
+
+    /// Removes the entry of `key`; returns its value.
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self {
+            SmallMap::Few(v) => {
+                let i = v.iter().position(|(k, _)| k.borrow() == key)?;
+                let (_, value) = v.swap_remove(i);
+                if v.is_empty() {
+                    // A client that unsubscribed everything holds nothing.
+                    *v = Vec::new();
+                }
+                Some(value)
+            }
+            SmallMap::Many(m) => m.remove(key),
+        }
+    }
+}
+
+impl<K: std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug for SmallMap<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        match self {
+            SmallMap::Few(v) => map.entries(v.iter().map(|(k, v)| (k, v))),
+            SmallMap::Many(m) => map.entries(m.iter()),
+        };
+        map.finish()
+    }
+}
+
+/// Iterator over a [`SmallMap`]'s entries.
+pub enum Iter<'a, K, V> {
+    /// Over the vector.
+    Few(std::slice::Iter<'a, (K, V)>),
+    /// Over the hash map.
+    Many(hash_map::Iter<'a, K, V>),
+}
+
+impl<'a, K, V> Iterator for Iter<'a, K, V> {
+    type Item = (&'a K, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Iter::Few(it) => it.next().map(|(k, v)| (k, v)),
+            Iter::Many(it) => it.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Iter::Few(it) => it.size_hint(),
+            Iter::Many(it) => it.size_hint(),
+        }
+    }
+}
+
+impl<'a, K, V> IntoIterator for &'a SmallMap<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = Iter<'a, K, V>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u8, u32),
+        Remove(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        // Keys from a small range, so that inserts replace and removes hit.
+        prop_oneof![
+            (0u8..24, any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            (0u8..24).prop_map(Op::Remove),
+        ]
+    }
+
+    proptest! {
+        /// Any sequence of inserts and removes answers exactly like a `HashMap`, across
+        /// the change from vector to hash map.
+        #[test]
+        fn behaves_like_a_hash_map(ops in proptest::collection::vec(op(), 0..200)) {
+            let mut small: SmallMap<u8, u32> = SmallMap::new();
+            let mut model: HashMap<u8, u32> = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Insert(k, v) => prop_assert_eq!(small.insert(k, v), model.insert(k, v)),
+                    Op::Remove(k) => prop_assert_eq!(small.remove(&k), model.remove(&k)),
+                }
+                prop_assert_eq!(small.len(), model.len());
+                prop_assert_eq!(small.is_empty(), model.is_empty());
+                for k in 0u8..24 {
+                    prop_assert_eq!(small.get(&k), model.get(&k));
+                    prop_assert_eq!(small.contains_key(&k), model.contains_key(&k));
+                }
+                let mut entries: Vec<(u8, u32)> = small.iter().map(|(k, v)| (*k, *v)).collect();
+                entries.sort_unstable();
+                let mut expected: Vec<(u8, u32)> = model.iter().map(|(k, v)| (*k, *v)).collect();
+                expected.sort_unstable();
+                prop_assert_eq!(entries, expected);
+            }
+        }
+    }
+
+    #[test]
+    fn one_entry_holds_one_slot_and_the_map_starts_past_the_inline_limit() {
+        let mut m: SmallMap<String, u64> = SmallMap::new();
+        assert!(
+            matches!(&m, SmallMap::Few(v) if v.capacity() == 0),
+            "empty: no allocation"
+        );
+        m.insert("a/b".into(), 1);
+        assert!(matches!(&m, SmallMap::Few(v) if v.capacity() == 1), "{m:?}");
+        for i in 1..INLINE_MAX {
+            assert_eq!(m.insert(format!("t/{i}"), i as u64), None);
+        }
+        assert!(matches!(&m, SmallMap::Few(v) if v.capacity() == INLINE_MAX));
+        m.insert("one/more".into(), 9);
+        assert!(matches!(m, SmallMap::Many(_)));
+        assert_eq!(m.len(), INLINE_MAX + 1);
+        assert_eq!(m.get("a/b"), Some(&1), "lookups by a borrowed key");
+        *m.get_mut("a/b").unwrap() = 2;
+        assert_eq!(m.remove("a/b"), Some(2));
+        assert_eq!(m.len(), INLINE_MAX);
+    }
+
+    #[test]
+    fn removing_the_last_entry_releases_the_vector() {
+        let mut m: SmallMap<u8, u8> = SmallMap::new();
+        m.insert(1, 1);
+        m.insert(2, 2);
+        assert_eq!(m.remove(&1), Some(1));
+        assert_eq!(m.remove(&2), Some(2));
+        assert!(matches!(&m, SmallMap::Few(v) if v.capacity() == 0));
+        assert_eq!(m.remove(&2), None);
+    }
+}

@@ -26,7 +26,8 @@ pub struct Message {
     pub qos: QoS,
     /// RETAIN flag as published.
     pub retain: bool,
-    /// Properties forwarded unaltered [MQTT-3.3.2-?]: see [`MessageProperties`].
+    /// Properties forwarded unaltered [MQTT-3.3.2-4, MQTT-3.3.2-15, MQTT-3.3.2-16,
+    /// MQTT-3.3.2-17, MQTT-3.3.2-20]: see [`MessageProperties`].
     pub properties: MessageProperties,
     /// When the message expires (from Message Expiry Interval), if ever.
     pub expires_at: Option<Instant>,
@@ -35,7 +36,7 @@ pub struct Message {
 }
 
 /// The PUBLISH properties a broker forwards to subscribers [MQTT-3.3.2-4, MQTT-3.3.2-15,
-/// MQTT-3.3.2-17, MQTT-3.3.2-18, MQTT-3.3.2-20].
+/// MQTT-3.3.2-16, MQTT-3.3.2-17, MQTT-3.3.2-18, MQTT-3.3.2-20].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MessageProperties {
     /// Payload Format Indicator.

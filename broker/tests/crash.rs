@@ -8,7 +8,7 @@
 //! The clients are small blocking MQTT clients over real sockets, written on the
 //! broker's codec, because the exactly-once check needs a receiver that keeps its QoS 2
 //! state (packet ids awaiting PUBREL) across the broker's restart, as the specification
-//! asks of a client with a persistent session [MQTT-4.3.3-?] (rumqttc forgets it on
+//! asks of a client with a persistent session [MQTT-4.3.3-10] (rumqttc forgets it on
 //! reconnect).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};

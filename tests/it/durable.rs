@@ -135,7 +135,7 @@ async fn an_inbound_qos2_id_stays_known_across_a_restart() {
 
 #[tokio::test]
 async fn a_refused_qos2_id_is_free_again_after_a_restart() {
-    // A PUBREC with a failure code ends the QoS 2 exchange [MQTT-4.3.3-?], so the client
+    // A PUBREC with a failure code ends the QoS 2 exchange [MQTT-4.4.0-2], so the client
     // may reuse the id. The broker once kept the refused id on disk: after a restart the
     // next message under that id was taken for a retransmission [MQTT-4.3.3-9],
     // acknowledged and never routed.

@@ -271,7 +271,7 @@ async fn pubrel_for_unknown_packet_id_gets_pubcomp_v311() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packet_id_reused_after_completion_is_a_new_message() {
-    // [MQTT-4.3.2-?]/[MQTT-4.3.3-12] (5.0) / [MQTT-4.3.3-2] (3.1.1): once the
+    // [MQTT-4.3.2-5]/[MQTT-4.3.3-12] (5.0) / [MQTT-4.3.3-2] (3.1.1): once the
     // flow is complete the id is free, a PUBLISH reusing it is a new message.
     let b = TestBroker::start_default().await;
     let mut sub = RawClient::connect_v311(b.addr, "reuse-sub").await;

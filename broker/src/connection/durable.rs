@@ -141,7 +141,7 @@ impl Conn {
         let ack = match packet {
             Packet::PubAck(a) => a,
             Packet::PubRec(a) => {
-                // a failed PUBREC ends the exchange [MQTT-4.3.3-?]
+                // a failed PUBREC ends the exchange [MQTT-4.3.3-9]
                 self.session.on_pubrel(a.packet_id);
                 a
             }

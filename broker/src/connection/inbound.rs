@@ -85,7 +85,7 @@ impl Conn {
                         let rel = Packet::PubRel(ack(a.packet_id, ReasonCode::SUCCESS));
                         self.send_after(io, ticket, rel);
                     }
-                    // [MQTT-4.3.3-?] a PUBREC for an id not in flight gets PUBREL 0x92
+                    // a PUBREC for an id not in flight gets PUBREL 0x92 (MQTT 5.0 §3.6.2.1)
                     AckResult::Unknown if self.version.is_v5() => io.encode(&Packet::PubRel(ack(
                         a.packet_id,
                         ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
@@ -137,7 +137,7 @@ impl Conn {
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                 Err(Error::protocol(
                     ReasonCode::PROTOCOL_ERROR,
-                    "[MQTT-4.8.0-?] packet type only a server may send",
+                    "(MQTT 5.0 §2.1.2; 3.1.1 [MQTT-4.8.0-1]) packet type only a server may send",
                 ))
             }
         }
@@ -405,7 +405,7 @@ impl Conn {
                 None => {
                     return Err(Error::protocol(
                         ReasonCode::PROTOCOL_ERROR,
-                        format!("[MQTT-3.3.4-?] topic alias {alias} used before it was set"),
+                        format!("(MQTT 5.0 §3.3.4) topic alias {alias} used before it was set"),
                     ));
                 }
             },
@@ -462,7 +462,7 @@ impl Conn {
         if sub_id.is_some() && !cfg.mqtt.subscription_identifiers {
             return Err(Error::protocol(
                 ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
-                "[MQTT-3.2.2-?] subscription identifiers are not supported",
+                "(MQTT 5.0 §3.2.2.3.12) subscription identifiers are not supported",
             ));
         }
         let mut codes = Vec::with_capacity(s.filters.len());
@@ -521,7 +521,8 @@ impl Conn {
                     subscription_id: sub_id,
                 },
             );
-            // [MQTT-3.3.1-9] retained messages on subscribe; never for shared subscriptions [MQTT-4.8.2-?].
+            // [MQTT-3.3.1-9] retained messages on subscribe; never for shared subscriptions
+            // (MQTT 5.0 §4.8.2, §3.8.4).
             let send_retained = group.is_none()
                 && match options.retain_handling {
                     crate::codec::RetainHandling::OnSubscribe => true,

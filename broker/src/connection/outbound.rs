@@ -86,7 +86,7 @@ impl Conn {
         }
         // A stored delivery records its packet id; a QoS 2 one leaves only once that is
         // on disk, so that after a restart it goes out again under the same id and the
-        // client recognises it [MQTT-4.3.3-?] (exactly once across a crash).
+        // client recognises it [MQTT-4.3.3-10] (exactly once across a crash).
         let mut ticket = Ticket::NONE;
         if let (Some(id), Some(seq)) = (packet_id, d.store_seq) {
             let state = if d.qos == QoS::ExactlyOnce {
@@ -123,7 +123,8 @@ impl Conn {
         }
     }
 
-    /// [MQTT-3.3.2-?] outbound aliases only up to the client's Topic Alias Maximum.
+    /// [MQTT-3.3.2-11] outbound aliases only up to the client's Topic Alias Maximum, and
+    /// none when it is 0 or absent [MQTT-3.1.2-26, MQTT-3.1.2-27].
     fn apply_outbound_alias(&mut self, publish: &mut Publish, topic: &crate::topic::TopicName) {
         if self.client_topic_alias_max == 0 {
             return;

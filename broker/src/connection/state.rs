@@ -172,7 +172,8 @@ impl Conn {
         let expiry = self.session.expiry_interval_secs;
         let now = std::time::Instant::now();
         if expiry == 0 {
-            // The session ends now [MQTT-3.1.2-?]; a delayed will goes out at once.
+            // The session ends now (MQTT 5.0 §3.1.2.11.2; 3.1.1 [MQTT-3.1.2-6]); a delayed
+            // will goes out at once [MQTT-3.1.2-8].
             broker.registry.release(&self.client_id, self.conn_id, None);
             broker.end_session(&self.session);
             if let Some((message, _)) = will {

@@ -273,7 +273,7 @@ fn send(
 }
 
 /// Round-robin over the group's members, skipping members whose outbox is full or
-/// closed, so each message reaches exactly one member [MQTT-4.8.2-?].
+/// closed, so each message reaches exactly one member (MQTT 5.0 §4.8.2).
 fn route_shared(
     group: &SharedGroup,
     message: &Arc<Message>,

@@ -111,7 +111,8 @@ impl Outbound {
         self.complete(packet_id, InflightState::AwaitingPubAck)
     }
 
-    /// Handles PUBREC; a failure reason code (>= 0x80) ends the flow [MQTT-4.3.3-?].
+    /// Handles PUBREC; a failure reason code (>= 0x80) ends the flow [MQTT-4.3.3-4],
+    /// [MQTT-4.4.0-2].
     pub fn on_pubrec(&mut self, packet_id: PacketId, failed: bool) -> AckResult {
         if failed {
             return self.complete(packet_id, InflightState::AwaitingPubRec);

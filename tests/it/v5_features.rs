@@ -651,6 +651,23 @@ async fn pubrec_with_an_error_code_ends_the_qos2_flow() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_pubrec_for_an_unknown_id_gets_no_pubrel() {
+    // [MQTT-4.3.3-4]: PUBREL answers only a PUBREC with a reason code below 0x80.
+    // A successful PUBREC for an unknown id gets PUBREL 0x92 (MQTT 5.0 §3.6.2.1); a
+    // failed one ends nothing and is not answered.
+    let b = TestBroker::start_default().await;
+    let (mut c, _) = RawClient::connect_v5(b.addr, "stray-failed-rec", Props::new()).await;
+    c.send(&packets::ack_v5(0x50, 77, 0x80)).await;
+    c.expect_no_packet(QUIET).await;
+    c.send(&packets::ack_v5(0x50, 78, 0x00)).await;
+    let (first, body) = c.recv_kind(kind::PUBREL).await;
+    assert_eq!(first & 0x0F, 2, "PUBREL flags [MQTT-3.6.1-1]");
+    let (id, reason, _) = packets::parse_ack(&body);
+    assert_eq!(id, 78, "the PUBREL answers the second PUBREC");
+    assert_eq!(reason, 0x92, "PUBREL reason for an unknown id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn puback_with_an_error_code_is_not_retransmitted_after_reconnect() {
     // [MQTT-4.4.0-2]: a PUBACK >= 0x80 acknowledges the message; it MUST NOT
     // be retransmitted.

@@ -85,11 +85,12 @@ impl Conn {
                         let rel = Packet::PubRel(ack(a.packet_id, ReasonCode::SUCCESS));
                         self.send_after(io, ticket, rel);
                     }
-                    // a PUBREC for an id not in flight gets PUBREL 0x92 (MQTT 5.0 §3.6.2.1)
-                    AckResult::Unknown if self.version.is_v5() => io.encode(&Packet::PubRel(ack(
-                        a.packet_id,
-                        ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
-                    ))),
+                    // A PUBREC for an id not in flight gets PUBREL 0x92 (MQTT 5.0
+                    // §3.6.2.1), unless it failed: PUBREL answers only a PUBREC below
+                    // 0x80 [MQTT-4.3.3-4].
+                    AckResult::Unknown if self.version.is_v5() && !failed => io.encode(
+                        &Packet::PubRel(ack(a.packet_id, ReasonCode::PACKET_IDENTIFIER_NOT_FOUND)),
+                    ),
                     result => self.on_ack(result, &a),
                 }
                 Ok(None)

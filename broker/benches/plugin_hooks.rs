@@ -37,7 +37,7 @@ fn client() -> ClientInfo {
         username: Some("bench".to_owned()),
         protocol: ProtocolVersion::V5,
         remote_addr: SocketAddr::from(([127, 0, 0, 1], 50_000)),
-        listener: "tcp".to_owned(),
+        listener: "tcp".into(),
         tls_peer: None,
         keep_alive: 60,
         clean_start: true,

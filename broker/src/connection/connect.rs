@@ -1,7 +1,7 @@
 //! The CONNECT / CONNACK exchange: validates CONNECT, claims (or takes over) the
 //! session, negotiates limits and answers with CONNACK.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
     broker: &Arc<Broker>,
     shutdown: &CancellationToken,
     peer: &Peer,
-    listener: &str,
+    listener: &Arc<str>,
 ) -> Result<Option<Conn>, Error> {
     let wait = Duration::from_secs(broker.config.limits.connect_timeout_secs);
     let connect = tokio::select! {
@@ -139,7 +139,6 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         broker: Arc::clone(broker),
         conn_id,
         version: v,
-        client_id,
         session,
         outbox_tx,
         outbox_rx,
@@ -155,8 +154,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         } else {
             0
         },
-        inbound_aliases: HashMap::new(),
-        outbound_aliases: HashMap::new(),
+        aliases: None,
         keep_alive: (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
         last_packet: Instant::now(),
         will: will.map(Box::new),
@@ -367,13 +365,13 @@ fn connack_properties(
     }
 }
 
-fn client_info(c: &Connect, client_id: &ClientId, peer: &Peer, listener: &str) -> ClientInfo {
+fn client_info(c: &Connect, client_id: &ClientId, peer: &Peer, listener: &Arc<str>) -> ClientInfo {
     ClientInfo {
         client_id: client_id.clone(),
         username: c.username.as_ref().map(|u| u.to_string()),
         protocol: c.protocol,
         remote_addr: peer.addr,
-        listener: listener.to_owned(),
+        listener: Arc::clone(listener),
         tls_peer: peer.tls.as_ref().map(|t| t.subject.clone()),
         keep_alive: c.keep_alive,
         clean_start: c.clean_start,

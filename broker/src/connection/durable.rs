@@ -49,9 +49,10 @@ impl Conn {
                 *delay,
             )
         });
-        self.broker
-            .store
-            .submit(Op::SessionPut(self.client_id.clone(), Box::new(record)))
+        self.broker.store.submit(Op::SessionPut(
+            self.session.client_id.clone(),
+            Box::new(record),
+        ))
     }
 
     /// At CONNECT: makes the session durable when it is persistent and the store keeps
@@ -70,7 +71,7 @@ impl Conn {
             }
             (false, Some(_)) => {
                 self.session.durable.set(None);
-                store.submit(Op::SessionDelete(self.client_id.clone()));
+                store.submit(Op::SessionDelete(self.session.client_id.clone()));
             }
             (false, None) => {}
         }
@@ -80,7 +81,7 @@ impl Conn {
             && let Some((will, delay)) = self.will.as_deref()
         {
             store.submit(Op::WillPut(
-                self.client_id.clone(),
+                self.session.client_id.clone(),
                 Box::new(will.clone()),
                 *delay,
             ));

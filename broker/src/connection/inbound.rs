@@ -75,7 +75,7 @@ impl Conn {
                             .and_then(|f| f.delivery.store_seq);
                         let ticket = match seq {
                             Some(seq) => self.store_op(Op::Inflight {
-                                client: self.client_id.clone(),
+                                client: self.session.client_id.clone(),
                                 seq,
                                 packet_id: a.packet_id,
                                 state: InflightState::AwaitingPubComp,
@@ -105,7 +105,7 @@ impl Conn {
                 // The id is released on disk before PUBCOMP: the client may reuse it.
                 let ticket = if known {
                     self.store_op(Op::Qos2In {
-                        client: self.client_id.clone(),
+                        client: self.session.client_id.clone(),
                         packet_id: r.packet_id,
                         present: false,
                     })
@@ -153,7 +153,7 @@ impl Conn {
             AckResult::Completed(Some(seq)) => {
                 // Done: a lost removal only means one more delivery after a crash.
                 self.broker.store.submit(Op::Dequeue {
-                    client: self.client_id.clone(),
+                    client: self.session.client_id.clone(),
                     seq,
                 });
             }
@@ -233,7 +233,7 @@ impl Conn {
                     // Stored with the message: after a restart a retransmission is
                     // still recognised [MQTT-4.3.3-9].
                     ticket = self.store_op(Op::Qos2In {
-                        client: self.client_id.clone(),
+                        client: self.session.client_id.clone(),
                         packet_id: id,
                         present: true,
                     });
@@ -270,7 +270,7 @@ impl Conn {
                 props.message_expiry_interval,
                 std::time::Instant::now(),
             ),
-            publisher: Some(self.client_id.clone()),
+            publisher: Some(self.session.client_id.clone()),
         };
         Ok(Arrival::Accepted(Accepted {
             message,
@@ -340,7 +340,7 @@ impl Conn {
             return Ticket::NONE;
         }
         self.store_op(Op::Qos2In {
-            client: self.client_id.clone(),
+            client: self.session.client_id.clone(),
             packet_id: id,
             present: false,
         })
@@ -401,18 +401,23 @@ impl Conn {
                     format!("[MQTT-3.3.2-8] topic alias {alias} is 0 or above the maximum {max}"),
                 ));
             }
-            Some(alias) if p.topic.is_empty() => match self.inbound_aliases.get(&alias) {
-                Some(t) => return Ok(t.clone()),
-                None => {
-                    return Err(Error::protocol(
-                        ReasonCode::PROTOCOL_ERROR,
-                        format!("(MQTT 5.0 §3.3.4) topic alias {alias} used before it was set"),
-                    ));
+            Some(alias) if p.topic.is_empty() => {
+                match self.aliases.as_ref().and_then(|a| a.inbound.get(&alias)) {
+                    Some(t) => return Ok(t.clone()),
+                    None => {
+                        return Err(Error::protocol(
+                            ReasonCode::PROTOCOL_ERROR,
+                            format!("(MQTT 5.0 §3.3.4) topic alias {alias} used before it was set"),
+                        ));
+                    }
                 }
-            },
+            }
             Some(alias) => {
                 let t = self.topic_name(&p.topic)?;
-                self.inbound_aliases.insert(alias, t.clone());
+                self.aliases
+                    .get_or_insert_with(Box::default)
+                    .inbound
+                    .insert(alias, t.clone());
                 t
             }
             None if p.topic.is_empty() && self.version.is_v5() => {
@@ -503,7 +508,7 @@ impl Conn {
                 }
             }
             let existed = self.broker.router.subscribe(
-                &self.client_id,
+                &self.session.client_id,
                 group.as_ref(),
                 &filter,
                 Subscriber {
@@ -603,9 +608,11 @@ impl Conn {
                         FilterKind::Normal(f) => (None, f),
                         FilterKind::Shared { group, filter } => (Some(group), filter),
                     };
-                    self.broker
-                        .router
-                        .unsubscribe(&self.client_id, group.as_ref(), &filter);
+                    self.broker.router.unsubscribe(
+                        &self.session.client_id,
+                        group.as_ref(),
+                        &filter,
+                    );
                     match self.session.subscriptions.remove(&raw) {
                         Some(_) => ReasonCode::SUCCESS,
                         None => ReasonCode::NO_SUBSCRIPTION_EXISTED,
@@ -724,7 +731,7 @@ impl Conn {
         {
             Stats::incr(&self.broker.stats.acl_denied_publish);
             Stats::incr(&self.broker.stats.messages_rejected);
-            tracing::info!(client_id = %self.client_id, topic = %message.topic, code = %refusal.code, "publish not authorized by the acl");
+            tracing::info!(client_id = %self.session.client_id, topic = %message.topic, code = %refusal.code, "publish not authorized by the acl");
             return Err(refusal.code);
         }
         Ok(())
@@ -788,7 +795,7 @@ impl Conn {
             }
             Err(refusal) => {
                 Stats::incr(&self.broker.stats.denied_subscribe);
-                tracing::info!(client_id = %self.client_id, filter = raw, code = %refusal.code, by = %refusal.by, reason = %refusal.reason, "subscription refused");
+                tracing::info!(client_id = %self.session.client_id, filter = raw, code = %refusal.code, by = %refusal.by, reason = %refusal.reason, "subscription refused");
                 Err(refusal.code)
             }
         }

@@ -213,7 +213,7 @@ async fn establish<S: AsyncRead + AsyncWrite>(
 ) -> Option<Box<Link<S>>> {
     match connect::handshake(&mut io, &broker, &shutdown, &peer, &listener).await {
         Ok(Some(conn)) => {
-            tracing::Span::current().record("client_id", field::display(&conn.client_id));
+            tracing::Span::current().record("client_id", field::display(&conn.session.client_id));
             Some(Box::new(Link { conn, io, shutdown }))
         }
         Ok(None) => {
@@ -568,8 +568,10 @@ mod size_tests {
 
     #[test]
     fn the_state_an_idle_connection_holds_stays_small() {
+        // 536 bytes before the topic alias maps (96 bytes, rarely used) were boxed
+        // and the client id kept once (in the session); 416 after.
         assert!(
-            std::mem::size_of::<super::Conn>() <= 640,
+            std::mem::size_of::<super::Conn>() <= 448,
             "Conn is {} bytes",
             std::mem::size_of::<super::Conn>()
         );

@@ -95,7 +95,7 @@ impl Conn {
                 InflightState::AwaitingPubAck
             };
             let t = self.store_op(Op::Inflight {
-                client: self.client_id.clone(),
+                client: self.session.client_id.clone(),
                 seq,
                 packet_id: id,
                 state,
@@ -117,7 +117,7 @@ impl Conn {
     fn forget(&self, d: &Delivery) {
         if let Some(seq) = d.store_seq {
             self.broker.store.submit(Op::Dequeue {
-                client: self.client_id.clone(),
+                client: self.session.client_id.clone(),
                 seq,
             });
         }
@@ -129,15 +129,16 @@ impl Conn {
         if self.client_topic_alias_max == 0 {
             return;
         }
-        if let Some(alias) = self.outbound_aliases.get(topic) {
+        let aliases = &mut self.aliases.get_or_insert_with(Box::default).outbound;
+        if let Some(alias) = aliases.get(topic) {
             publish.properties.topic_alias = Some(*alias);
             publish.topic = ByteString::new();
             return;
         }
-        let next = self.outbound_aliases.len() + 1;
+        let next = aliases.len() + 1;
         if next <= usize::from(self.client_topic_alias_max) {
             let alias = next as u16;
-            self.outbound_aliases.insert(topic.clone(), alias);
+            aliases.insert(topic.clone(), alias);
             publish.properties.topic_alias = Some(alias);
         }
     }

@@ -16,7 +16,7 @@ use crate::registry::{DelayedWill, Released, StoredSession};
 use crate::router::Outbox;
 use crate::session::Session;
 use crate::topic::TopicName;
-use crate::types::{ClientId, ProtocolVersion, ReasonCode};
+use crate::types::{ProtocolVersion, ReasonCode};
 
 /// Why a connection was closed by the broker.
 #[derive(Debug, thiserror::Error)]
@@ -83,12 +83,20 @@ pub enum End {
     CredentialsExpired,
 }
 
+/// The topic aliases of one connection (MQTT 5), which most clients never use.
+#[derive(Default)]
+pub struct TopicAliases {
+    /// Set by the client's PUBLISH packets.
+    pub(crate) inbound: HashMap<u16, TopicName>,
+    /// Given by the broker to the topics it sends.
+    pub(crate) outbound: HashMap<TopicName, u16>,
+}
+
 /// Per-connection state.
 pub struct Conn {
     pub(crate) broker: Arc<Broker>,
     pub(crate) conn_id: u64,
     pub(crate) version: ProtocolVersion,
-    pub(crate) client_id: ClientId,
     pub(crate) session: Session,
     pub(crate) outbox_tx: Outbox,
     pub(crate) outbox_rx: crate::router::OutboxRx,
@@ -102,8 +110,8 @@ pub struct Conn {
     pub(crate) client_max_packet: u32,
     /// The client's Topic Alias Maximum.
     pub(crate) client_topic_alias_max: u16,
-    pub(crate) inbound_aliases: HashMap<u16, TopicName>,
-    pub(crate) outbound_aliases: HashMap<TopicName, u16>,
+    /// Topic aliases in both directions; allocated by the first alias used.
+    pub(crate) aliases: Option<Box<TopicAliases>>,
     pub(crate) keep_alive: Option<Duration>,
     pub(crate) last_packet: Instant,
     pub(crate) will: Option<Box<(Message, u32)>>,
@@ -143,7 +151,7 @@ impl Conn {
             // From here on the will is handled in memory (published or discarded).
             broker
                 .store
-                .submit(crate::store::Op::WillDelete(self.client_id.clone()));
+                .submit(crate::store::Op::WillDelete(self.session.client_id.clone()));
         }
         let send_will = match end {
             End::Disconnected { will } => *will,
@@ -174,7 +182,9 @@ impl Conn {
         if expiry == 0 {
             // The session ends now (MQTT 5.0 §3.1.2.11.2; 3.1.1 [MQTT-3.1.2-6]); a delayed
             // will goes out at once [MQTT-3.1.2-8].
-            broker.registry.release(&self.client_id, self.conn_id, None);
+            broker
+                .registry
+                .release(&self.session.client_id, self.conn_id, None);
             broker.end_session(&self.session);
             if let Some((message, _)) = will {
                 broker.publish(message);
@@ -192,6 +202,7 @@ impl Conn {
             }),
             None => None,
         };
+        let client_id = self.session.client_id.clone();
         let stored = StoredSession {
             session: self.session,
             outbox_tx: self.outbox_tx,
@@ -204,14 +215,14 @@ impl Conn {
             // Offline from now: the expiry (and a delayed will) count from here, also
             // across a restart.
             broker.store.submit(crate::store::Op::SessionPut(
-                self.client_id.clone(),
+                client_id.clone(),
                 Box::new(stored.record()),
             ));
         }
         if let Released::Dropped(Some(stored)) =
             broker
                 .registry
-                .release(&self.client_id, self.conn_id, Some(stored))
+                .release(&client_id, self.conn_id, Some(stored))
         {
             broker.end_session(&stored.session);
         }

@@ -130,7 +130,7 @@ pub(super) fn client(c: &ClientInfo) -> wit::ClientResult {
             ProtocolVersion::V5 => wit::ProtocolVersion::V5,
         },
         remote_addr: addr_text(&c.remote_addr),
-        listener: c.listener.clone(),
+        listener: c.listener.to_string(),
         tls_peer: c.tls_peer.clone(),
         keep_alive: c.keep_alive,
         clean_start: c.clean_start,

@@ -34,6 +34,7 @@ mod stats;
 mod tests;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -57,8 +58,8 @@ pub struct ClientInfo {
     pub protocol: ProtocolVersion,
     /// Remote socket address.
     pub remote_addr: SocketAddr,
-    /// Name of the listener the client connected to.
-    pub listener: String,
+    /// Name of the listener the client connected to (shared by its connections).
+    pub listener: Arc<str>,
     /// TLS client certificate subject, when the client presented one.
     pub tls_peer: Option<String>,
     /// Keep alive in seconds (0: none).

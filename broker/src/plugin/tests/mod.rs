@@ -69,7 +69,7 @@ fn client(id: &str) -> ClientInfo {
         username: Some("alice".to_owned()),
         protocol: ProtocolVersion::V5,
         remote_addr: SocketAddr::from(([127, 0, 0, 1], 50_000)),
-        listener: "tcp".to_owned(),
+        listener: "tcp".into(),
         tls_peer: None,
         keep_alive: 60,
         clean_start: true,

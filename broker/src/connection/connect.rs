@@ -430,3 +430,79 @@ async fn authenticate(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests may unwrap
+
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncWriteExt, DuplexStream, ReadBuf};
+
+    use super::*;
+    use crate::codec::Codec;
+
+    /// A stream that counts the reads that returned data.
+    struct Counted {
+        inner: DuplexStream,
+        reads: usize,
+    }
+
+    impl AsyncRead for Counted {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let before = buf.filled().len();
+            let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+            if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+                self.reads += 1;
+            }
+            res
+        }
+    }
+
+    impl AsyncWrite for Counted {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_connect_is_read_in_a_few_growing_reads() {
+        // MQTT 3.1.1 CONNECT: user name "u" and a 3000-byte password (a JWT, say).
+        let password = vec![b'p'; 3000];
+        let mut wire = vec![0x10, 0xCA, 0x17]; // remaining length 3018
+        wire.extend_from_slice(&[0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 60]);
+        wire.extend_from_slice(&[0, 1, b'c', 0, 1, b'u']);
+        wire.extend_from_slice(&(password.len() as u16).to_be_bytes());
+        wire.extend_from_slice(&password);
+        let (a, mut b) = tokio::io::duplex(64 * 1024);
+        b.write_all(&wire).await.unwrap();
+        let (reader, writer) = tokio::io::split(Counted { inner: a, reads: 0 });
+        let mut io = Io::new(reader, writer, Codec::new(1 << 20));
+        let connect = read_connect(&mut io).await.unwrap().unwrap();
+        assert_eq!(connect.password.as_deref(), Some(&password[..]));
+        let reads = io.reader.unsplit(io.writer).reads;
+        // The 128-byte buffer doubles while the packet stays in it (128, 256, 512, ...):
+        // a 3 KB CONNECT takes a handful of reads, not 3000 / 128 (2 here).
+        assert!(reads <= 6, "{reads} reads for a 3 KB CONNECT");
+    }
+}

@@ -40,8 +40,9 @@ const OUTBOX_BATCH: usize = 256;
 const PUBLISH_BATCH: usize = 64;
 /// How long a closing connection may take to flush what it has.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
-/// The read buffer of a quiet connection (most CONNECT packets fit).
-const READ_BUFFER_MIN: usize = 256;
+/// The read buffer of a quiet connection: most CONNECT packets fit, and so do the
+/// PINGREQ and small PUBLISH packets of an idle client (larger reads double it).
+const READ_BUFFER_MIN: usize = 128;
 /// The largest read size: reads that keep filling the buffer double it up to this.
 const READ_BUFFER_STEP_MAX: usize = 64 * 1024;
 /// A write buffer larger than this is released once it has been written out.

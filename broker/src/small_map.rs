@@ -61,11 +61,6 @@ impl<K, V> SmallMap<K, V> {
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.iter().map(|(_, v)| v)
     }
-
-    /// The keys, in no particular order.
-    pub fn keys(&self) -> impl Iterator<Item = &K> {
-        self.iter().map(|(k, _)| k)
-    }
 }
 
 impl<K: Eq + Hash, V> SmallMap<K, V> {

@@ -79,32 +79,51 @@ pub(crate) fn credentials_from_wit(c: wit::Credentials) -> Credentials {
 }
 
 pub(crate) fn message_from_wit(m: wit::Message) -> Message {
-    Message {
+    let mut message = Message {
         topic: m.topic,
         payload: m.payload,
         qos: qos_from_wit(m.qos),
         retain: m.retain,
-        user_properties: m.user_properties.into_iter().map(pair_from_wit).collect(),
-        content_type: m.content_type,
-        response_topic: m.response_topic,
-        correlation_data: m.correlation_data,
-        payload_utf8: m.payload_utf8,
-        message_expiry_secs: m.message_expiry_secs,
+        user_properties: Vec::new(),
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        payload_utf8: false,
+        message_expiry_secs: None,
+    };
+    if let Some(p) = m.properties {
+        message.user_properties = p.user_properties.into_iter().map(pair_from_wit).collect();
+        message.content_type = p.content_type;
+        message.response_topic = p.response_topic;
+        message.correlation_data = p.correlation_data;
+        message.payload_utf8 = p.payload_utf8;
+        message.message_expiry_secs = p.message_expiry_secs;
     }
+    message
 }
 
+/// `none` when `m` has no MQTT 5 property, which the WIT defines as the same as all of
+/// them empty and costs the broker nothing to read.
 pub(crate) fn message_to_wit(m: Message) -> wit::Message {
+    let none = m.user_properties.is_empty()
+        && m.content_type.is_none()
+        && m.response_topic.is_none()
+        && m.correlation_data.is_none()
+        && !m.payload_utf8
+        && m.message_expiry_secs.is_none();
     wit::Message {
         topic: m.topic,
         payload: m.payload,
         qos: qos_to_wit(m.qos),
         retain: m.retain,
-        user_properties: m.user_properties.into_iter().map(pair_to_wit).collect(),
-        content_type: m.content_type,
-        response_topic: m.response_topic,
-        correlation_data: m.correlation_data,
-        payload_utf8: m.payload_utf8,
-        message_expiry_secs: m.message_expiry_secs,
+        properties: (!none).then(|| wit::Properties {
+            user_properties: m.user_properties.into_iter().map(pair_to_wit).collect(),
+            content_type: m.content_type,
+            response_topic: m.response_topic,
+            correlation_data: m.correlation_data,
+            payload_utf8: m.payload_utf8,
+            message_expiry_secs: m.message_expiry_secs,
+        }),
     }
 }
 
@@ -175,6 +194,31 @@ mod tests {
     fn message_round_trips_through_wit() {
         let m = full_message();
         assert_eq!(message_from_wit(message_to_wit(m.clone())), m);
+    }
+
+    #[test]
+    fn a_message_without_properties_is_sent_with_none() {
+        let m = Message::new("a/b", vec![1]).with_qos(QoS::AtLeastOnce);
+        let wire = message_to_wit(m.clone());
+        assert!(wire.properties.is_none());
+        assert_eq!(message_from_wit(wire), m);
+    }
+
+    #[test]
+    fn any_one_property_is_sent_and_kept() {
+        let base = || Message::new("a/b", Vec::new());
+        for m in [
+            base().with_user_property("k", "v"),
+            base().with_content_type("text/plain"),
+            base().with_response_topic("r"),
+            base().with_correlation_data(vec![0]),
+            base().with_payload_utf8(true),
+            base().with_message_expiry_secs(0),
+        ] {
+            let wire = message_to_wit(m.clone());
+            assert!(wire.properties.is_some(), "{m:?}");
+            assert_eq!(message_from_wit(wire), m);
+        }
     }
 
     #[test]

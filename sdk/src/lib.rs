@@ -3,7 +3,7 @@
 //!
 //! A plugin is a `cdylib` crate that depends on this crate only, implements [`Plugin`] and
 //! exports it with [`export_plugin!`]; `cargo build --target wasm32-wasip2 --release` turns it
-//! into a component for the WIT world `cauldron:plugin/plugin@0.3.0`. The README walks through
+//! into a component for the WIT world `cauldron:plugin/plugin@0.4.0`. The README walks through
 //! it from an empty directory.
 //!
 //! ```
@@ -81,7 +81,7 @@ pub mod prelude {
     };
 }
 
-/// Bindings generated from `wit/` (the WIT package `cauldron:plugin@0.3.0`). Used by
+/// Bindings generated from `wit/` (the WIT package `cauldron:plugin@0.4.0`). Used by
 /// [`export_plugin!`]; plugin code should not need them.
 #[doc(hidden)]
 #[allow(missing_docs, unsafe_op_in_unsafe_fn, clippy::all)]

@@ -233,7 +233,7 @@ fn disconnect_reason(end: &End) -> DisconnectReason {
     match end {
         End::Disconnected { will: false } => DisconnectReason::Normal,
         End::Disconnected { will: true } => DisconnectReason::WithWill,
-        // The WIT reasons (cauldron:plugin@0.3.0) have no "expired"; the broker closed it.
+        // The WIT reasons (cauldron:plugin@0.4.0) have no "expired"; the broker closed it.
         End::Closed | End::Io(_) | End::CredentialsExpired => DisconnectReason::ConnectionLost,
         End::Failed(_) => DisconnectReason::ProtocolError,
         End::KeepAliveTimeout => DisconnectReason::KeepAliveTimeout,

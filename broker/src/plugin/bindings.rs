@@ -1,5 +1,5 @@
 //! Every `bindgen!` call and all WASI wiring: the generated types of
-//! `cauldron:plugin@0.3.0`, the linker, the per-store state and the hook calls.
+//! `cauldron:plugin@0.4.0`, the linker, the per-store state and the hook calls.
 //!
 //! A wasmtime upgrade should touch this file only. The generated `Host` traits are
 //! one-line adapters to [`HostState`]'s own methods in `host.rs`; nothing here decides
@@ -23,12 +23,12 @@ pub(super) use cauldron::plugin::types as wit;
 pub(super) use {Plugin as PluginBindings, PluginPre as PluginBindingsPre};
 
 /// The interface name a plugin must export.
-pub(super) const HOOKS_EXPORT: &str = "cauldron:plugin/hooks@0.3.0";
+pub(super) const HOOKS_EXPORT: &str = "cauldron:plugin/hooks@0.4.0";
 /// The interface names of this package a plugin may import.
 pub(super) const SUPPORTED_IMPORTS: [&str; 2] =
-    ["cauldron:plugin/host@0.3.0", "cauldron:plugin/types@0.3.0"];
+    ["cauldron:plugin/host@0.4.0", "cauldron:plugin/types@0.4.0"];
 /// The package every plugin must be built against.
-pub(super) const PACKAGE: &str = "cauldron:plugin@0.3.0";
+pub(super) const PACKAGE: &str = "cauldron:plugin@0.4.0";
 
 /// The linker shared by every plugin: WASI p2 plus `cauldron:plugin/host`.
 pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {

@@ -244,26 +244,42 @@ pub(super) fn user_property_params(m: &Message) -> Vec<wit::PairParam<'_>> {
 }
 
 /// The WIT record of a message, borrowing `m` and its `user_properties` (see
-/// [`user_property_params`]); the expiry is the time left now.
+/// [`user_property_params`]); the expiry is the time left now. A message without MQTT 5
+/// properties gets `properties: none`, which the plugin lowers no field of.
 pub(super) fn message<'a>(
     m: &'a Message,
     user_properties: &'a [wit::PairParam<'a>],
 ) -> wit::MessageParam<'a> {
     let p = &m.properties;
+    let message_expiry_secs = m
+        .expires_at
+        .and_then(|_| m.remaining_expiry_secs(Instant::now()));
+    let payload_utf8 = p.payload_format_indicator == Some(1);
+    let none = user_properties.is_empty()
+        && p.content_type.is_none()
+        && p.response_topic.is_none()
+        && p.correlation_data.is_none()
+        && !payload_utf8
+        && message_expiry_secs.is_none();
     wit::MessageParam {
         topic: m.topic.as_str(),
         payload: &m.payload,
         qos: qos(m.qos),
         retain: m.retain,
-        user_properties,
-        content_type: p.content_type.as_ref().map(AsRef::as_ref),
-        response_topic: p.response_topic.as_ref().map(AsRef::as_ref),
-        correlation_data: p.correlation_data.as_deref(),
-        payload_utf8: p.payload_format_indicator == Some(1),
-        message_expiry_secs: m
-            .expires_at
-            .and_then(|_| m.remaining_expiry_secs(Instant::now())),
+        properties: (!none).then(|| wit::PropertiesParam {
+            user_properties,
+            content_type: p.content_type.as_ref().map(AsRef::as_ref),
+            response_topic: p.response_topic.as_ref().map(AsRef::as_ref),
+            correlation_data: p.correlation_data.as_deref(),
+            payload_utf8,
+            message_expiry_secs,
+        }),
     }
+}
+
+/// The expiry a message's WIT record carries, in seconds.
+pub(super) fn expiry_secs(m: &wit::MessageParam<'_>) -> Option<u32> {
+    m.properties.as_ref().and_then(|p| p.message_expiry_secs)
 }
 
 /// Failure codes a CONNACK may carry (MQTT 5 3.2.2.2).
@@ -392,45 +408,60 @@ pub(super) fn validated_message(
     m: wit::MessageResult,
     original: Option<(&Message, Option<u32>)>,
 ) -> Result<Message, Invalid> {
-    check_len("payload", m.payload.len(), MAX_PAYLOAD_BYTES)?;
-    if m.payload_utf8 && std::str::from_utf8(&m.payload).is_err() {
+    let wit::MessageResult {
+        topic,
+        payload,
+        qos,
+        retain,
+        properties,
+    } = m;
+    let p = properties.unwrap_or_else(|| wit::PropertiesResult {
+        user_properties: Vec::new(),
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        payload_utf8: false,
+        message_expiry_secs: None,
+    });
+    check_len("payload", payload.len(), MAX_PAYLOAD_BYTES)?;
+    if p.payload_utf8 && std::str::from_utf8(&payload).is_err() {
         return Err(Invalid::PayloadNotUtf8);
     }
     check_count(
         "user-properties",
-        m.user_properties.len(),
+        p.user_properties.len(),
         MAX_USER_PROPERTIES,
     )?;
-    let mut user_properties = Vec::with_capacity(m.user_properties.len());
-    for pair in m.user_properties {
+    let mut user_properties = Vec::with_capacity(p.user_properties.len());
+    for pair in p.user_properties {
         user_properties.push((
             short_string(pair.key, "user property key")?,
             short_string(pair.value, "user property value")?,
         ));
     }
-    if let Some(data) = &m.correlation_data {
+    if let Some(data) = &p.correlation_data {
         check_len("correlation-data", data.len(), MAX_STRING_BYTES)?;
     }
     let expires_at = match original {
-        Some((orig, sent)) if sent == m.message_expiry_secs => orig.expires_at,
-        _ => Message::expiry_deadline(m.message_expiry_secs, Instant::now()),
+        Some((orig, sent)) if sent == p.message_expiry_secs => orig.expires_at,
+        _ => Message::expiry_deadline(p.message_expiry_secs, Instant::now()),
     };
     Ok(Message {
-        topic: topic_name(m.topic, "topic")?,
-        payload: Bytes::from(m.payload),
-        qos: qos_from(m.qos),
-        retain: m.retain,
+        topic: topic_name(topic, "topic")?,
+        payload: Bytes::from(payload),
+        qos: qos_from(qos),
+        retain,
         properties: MessageProperties {
-            payload_format_indicator: m.payload_utf8.then_some(1),
-            content_type: m
+            payload_format_indicator: p.payload_utf8.then_some(1),
+            content_type: p
                 .content_type
                 .map(|s| short_string(s, "content-type"))
                 .transpose()?,
-            response_topic: m
+            response_topic: p
                 .response_topic
                 .map(|s| topic_name(s, "response-topic").map(TopicName::into_inner))
                 .transpose()?,
-            correlation_data: m.correlation_data.map(Bytes::from),
+            correlation_data: p.correlation_data.map(Bytes::from),
             user_properties,
         },
         expires_at,
@@ -460,6 +491,67 @@ mod tests {
             let addr: SocketAddr = addr.parse().unwrap();
             assert_eq!(addr_text(&addr), addr.to_string());
         }
+    }
+
+    fn plain() -> Message {
+        Message {
+            topic: TopicName::new("a/b").unwrap(),
+            payload: Bytes::from_static(b"p"),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: MessageProperties::default(),
+            expires_at: None,
+            publisher: None,
+        }
+    }
+
+    #[test]
+    fn a_message_without_properties_is_passed_with_none() {
+        let m = plain();
+        assert!(message(&m, &[]).properties.is_none());
+    }
+
+    #[test]
+    fn any_one_property_is_passed() {
+        let with = |f: fn(&mut Message)| {
+            let mut m = plain();
+            f(&mut m);
+            m
+        };
+        let messages = [
+            with(|m| m.properties.content_type = Some("text/plain".into())),
+            with(|m| m.properties.response_topic = Some("r".into())),
+            with(|m| m.properties.correlation_data = Some(Bytes::from_static(b"\x00"))),
+            with(|m| m.properties.payload_format_indicator = Some(1)),
+            with(|m| m.expires_at = Message::expiry_deadline(Some(60), Instant::now())),
+        ];
+        for m in &messages {
+            assert!(message(m, &[]).properties.is_some(), "{m:?}");
+        }
+        let m = with(|m| m.properties.user_properties = vec![("k".into(), "v".into())]);
+        let pairs = user_property_params(&m);
+        let wire = message(&m, &pairs);
+        assert_eq!(wire.properties.unwrap().user_properties[0].key, "k");
+    }
+
+    #[test]
+    fn an_answer_with_no_properties_means_none_of_them() {
+        let m = validated_message(
+            wit::MessageResult {
+                topic: "x/y".into(),
+                payload: b"q".to_vec(),
+                qos: wit::Qos::ExactlyOnce,
+                retain: true,
+                properties: None,
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(m.topic.as_str(), "x/y");
+        assert_eq!(m.qos, QoS::ExactlyOnce);
+        assert!(m.retain);
+        assert_eq!(m.properties, MessageProperties::default());
+        assert_eq!(m.expires_at, None);
     }
 
     fn refused(code: u8) -> wit::Refusal {

@@ -31,11 +31,11 @@ pub enum Error {
         source: Source,
     },
     /// The component's imports or exports do not match the supported interface.
-    #[error("plugin `{plugin}` does not match cauldron:plugin@0.3.0: {detail}")]
+    #[error("plugin `{plugin}` does not match cauldron:plugin@0.4.0: {detail}")]
     Interface {
         /// The plugin's configured name.
         plugin: String,
-        /// What does not match, e.g. "imports `cauldron:plugin/host@0.3.0`".
+        /// What does not match, e.g. "imports `cauldron:plugin/host@0.4.0`".
         detail: String,
     },
     /// The component could not be instantiated.

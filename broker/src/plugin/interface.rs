@@ -1,4 +1,4 @@
-//! Checking a compiled component against `cauldron:plugin@0.3.0` before it is used:
+//! Checking a compiled component against `cauldron:plugin@0.4.0` before it is used:
 //! imports of another version of this package, a missing `hooks` export, or imports and
 //! exports whose types do not match are refused with an error naming the plugin and
 //! what does not match. Also asks a fresh instance which hooks it declares.
@@ -13,7 +13,7 @@ use super::host::HostState;
 use super::pool::Instance;
 use super::{Error, Hook};
 
-/// Checks the component's imports and exports against `cauldron:plugin@0.3.0` and
+/// Checks the component's imports and exports against `cauldron:plugin@0.4.0` and
 /// prepares instantiation (which type-checks every import and the hooks export).
 pub(super) fn pre_instantiate(
     host: &Host,

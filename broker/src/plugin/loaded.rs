@@ -233,7 +233,7 @@ impl LoadedPlugin {
         wire: wit::MessageParam<'_>,
         message: &Message,
     ) -> Answered<Option<PublishChange>> {
-        let sent_expiry = wire.message_expiry_secs;
+        let sent_expiry = convert::expiry_secs(&wire);
         let call = HookCall::Publish(client.handle, wire);
         let answer = self
             .call_or_failure(Hook::Publish, client, call, |answer| match answer {
@@ -270,7 +270,7 @@ impl LoadedPlugin {
                         .into_iter()
                         .zip(wires.iter().zip(messages))
                         .map(|(decision, (wire, message))| {
-                            publish_change(decision, wire.message_expiry_secs, message)
+                            publish_change(decision, convert::expiry_secs(wire), message)
                         })
                         .collect::<Result<Vec<_>, _>>()
                 }

@@ -1,5 +1,5 @@
 //! The WebAssembly plugin host: loads the configured components (interface
-//! `cauldron:plugin@0.3.0`, see `wit/plugin.wit`) with wasmtime and runs their hooks as
+//! `cauldron:plugin@0.4.0`, see `wit/plugin.wit`) with wasmtime and runs their hooks as
 //! a chain: `on_connect`, `on_subscribe`, `on_publish`, `on_disconnect`.
 //!
 //! Every call has a deadline (epoch interruption) and every store a memory cap; a trap,

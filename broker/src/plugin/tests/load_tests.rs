@@ -54,7 +54,7 @@ async fn component_built_for_another_interface_version_is_refused_naming_it() {
         dir.path(),
         "future",
         r#"(component
-            (import "cauldron:plugin/host@0.4.0" (instance
+            (import "cauldron:plugin/host@0.5.0" (instance
                 (export "now-millis" (func (result u64)))))
         )"#,
     );
@@ -62,17 +62,17 @@ async fn component_built_for_another_interface_version_is_refused_naming_it() {
     assert!(matches!(err, Error::Interface { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "plugin `future` does not match cauldron:plugin@0.3.0: it imports \
-         `cauldron:plugin/host@0.4.0`; this broker implements cauldron:plugin@0.3.0"
+        "plugin `future` does not match cauldron:plugin@0.4.0: it imports \
+         `cauldron:plugin/host@0.5.0`; this broker implements cauldron:plugin@0.4.0"
     );
 }
 
-/// 0.3.0 changed the hooks' client parameter: a component built for 0.2.0 (or 0.1.0)
-/// names both versions.
+/// 0.4.0 changed the message record (0.3.0 the hooks' client parameter): a component
+/// built for an earlier version is refused naming both versions.
 #[tokio::test]
 async fn component_built_for_a_previous_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    for old in ["0.1.0", "0.2.0"] {
+    for old in ["0.1.0", "0.2.0", "0.3.0"] {
         let component = format!(
             r#"(component
                 (import "cauldron:plugin/host@{old}" (instance
@@ -84,8 +84,8 @@ async fn component_built_for_a_previous_version_is_refused() {
         assert_eq!(
             err.to_string(),
             format!(
-                "plugin `old` does not match cauldron:plugin@0.3.0: it imports \
-                 `cauldron:plugin/host@{old}`; this broker implements cauldron:plugin@0.3.0"
+                "plugin `old` does not match cauldron:plugin@0.4.0: it imports \
+                 `cauldron:plugin/host@{old}`; this broker implements cauldron:plugin@0.4.0"
             )
         );
     }
@@ -98,8 +98,8 @@ async fn component_without_the_hooks_export_is_refused() {
     let err = load_err(PluginConfig::new("empty", &path)).await;
     assert_eq!(
         err.to_string(),
-        "plugin `empty` does not match cauldron:plugin@0.3.0: it does not export \
-         `cauldron:plugin/hooks@0.3.0`"
+        "plugin `empty` does not match cauldron:plugin@0.4.0: it does not export \
+         `cauldron:plugin/hooks@0.4.0`"
     );
 }
 
@@ -110,7 +110,7 @@ async fn host_import_with_the_wrong_signature_is_refused() {
         dir.path(),
         "wrong",
         r#"(component
-            (import "cauldron:plugin/host@0.3.0" (instance
+            (import "cauldron:plugin/host@0.4.0" (instance
                 (export "now-millis" (func (result u32)))))
         )"#,
     );

@@ -26,7 +26,7 @@ wit_bindgen::generate!({
 use cauldron::plugin::host;
 use cauldron::plugin::types::{
     Client, ClientHandle, ConnectDecision, Credentials, DisconnectReason, HookSet, LogLevel, Message, Pair,
-    PublishDecision, Qos, Refusal, SubscribeDecision,
+    Properties, PublishDecision, Qos, Refusal, SubscribeDecision,
 };
 use exports::cauldron::plugin::hooks::Guest;
 
@@ -95,6 +95,17 @@ fn refusal(reason_code: u8) -> Refusal {
     }
 }
 
+fn no_properties() -> Properties {
+    Properties {
+        user_properties: Vec::new(),
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        payload_utf8: false,
+        message_expiry_secs: None,
+    }
+}
+
 fn attributes() -> Vec<Pair> {
     let Some(map) = config().get("attributes").and_then(Value::as_object) else {
         return Vec::new();
@@ -141,12 +152,7 @@ impl Guest for Scripted {
                 payload: Vec::new(),
                 qos: Qos::AtMostOnce,
                 retain: false,
-                user_properties: Vec::new(),
-                content_type: None,
-                response_topic: None,
-                correlation_data: None,
-                payload_utf8: false,
-                message_expiry_secs: None,
+                properties: None,
             }),
             _ => Ok(()),
         }
@@ -264,10 +270,14 @@ fn publish_action(act: &str, mut message: Message) -> PublishDecision {
         "invalid-drop" => PublishDecision::Drop(refusal(0x10)),
         "count" => {
             let n = host::kv_incr("count", 1, None);
-            message.user_properties.push(Pair {
-                key: "count".into(),
-                value: n.to_string(),
-            });
+            message
+                .properties
+                .get_or_insert_with(no_properties)
+                .user_properties
+                .push(Pair {
+                    key: "count".into(),
+                    value: n.to_string(),
+                });
             PublishDecision::Replace(message)
         }
         "kv-set" => {

@@ -79,27 +79,25 @@ pub(crate) fn credentials_from_wit(c: wit::Credentials) -> Credentials {
 }
 
 pub(crate) fn message_from_wit(m: wit::Message) -> Message {
-    let mut message = Message {
+    let message = Message {
         topic: m.topic,
         payload: m.payload,
         qos: qos_from_wit(m.qos),
         retain: m.retain,
-        user_properties: Vec::new(),
-        content_type: None,
-        response_topic: None,
-        correlation_data: None,
-        payload_utf8: false,
-        message_expiry_secs: None,
+        ..Message::default()
     };
-    if let Some(p) = m.properties {
-        message.user_properties = p.user_properties.into_iter().map(pair_from_wit).collect();
-        message.content_type = p.content_type;
-        message.response_topic = p.response_topic;
-        message.correlation_data = p.correlation_data;
-        message.payload_utf8 = p.payload_utf8;
-        message.message_expiry_secs = p.message_expiry_secs;
+    let Some(p) = m.properties else {
+        return message;
+    };
+    Message {
+        user_properties: p.user_properties.into_iter().map(pair_from_wit).collect(),
+        content_type: p.content_type,
+        response_topic: p.response_topic,
+        correlation_data: p.correlation_data,
+        payload_utf8: p.payload_utf8,
+        message_expiry_secs: p.message_expiry_secs,
+        ..message
     }
-    message
 }
 
 /// `none` when `m` has no MQTT 5 property, which the WIT defines as the same as all of

@@ -70,7 +70,9 @@ enum Slot {
         conn_id: u64,
         kick: CancellationToken,
         /// The previous owner's connection id and where it must hand its session over.
-        handoff: Option<(u64, oneshot::Sender<StoredSession>)>,
+        /// Boxed: only a takeover in progress has one, and the slot sits in every
+        /// client's table entry.
+        handoff: Option<Box<(u64, oneshot::Sender<StoredSession>)>>,
     },
     Offline(Box<StoredSession>),
 }
@@ -127,7 +129,7 @@ impl Registry {
             }) => {
                 old_kick.cancel();
                 if let Some(Slot::Online { handoff, .. }) = slots.get_mut(client) {
-                    *handoff = Some((old, tx));
+                    *handoff = Some(Box::new((old, tx)));
                 }
                 Claim::TakingOver(rx)
             }
@@ -155,11 +157,12 @@ impl Registry {
                 }
             },
             Some(Slot::Online { handoff, .. })
-                if handoff.as_ref().is_some_and(|(old, _)| *old == conn_id) =>
+                if handoff.as_ref().is_some_and(|pair| pair.0 == conn_id) =>
             {
-                let Some((_, tx)) = handoff.take() else {
+                let Some(pair) = handoff.take() else {
                     return Released::Dropped(stored.map(Box::new));
                 };
+                let (_, tx) = *pair;
                 match stored {
                     Some(s) => match tx.send(s) {
                         Ok(()) => Released::HandedOver,
@@ -246,5 +249,16 @@ impl Registry {
             .values()
             .filter(|s| matches!(s, Slot::Offline(_)))
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot is in every client's table entry, beside its 32-byte client id.
+    #[test]
+    fn a_slot_is_three_words() {
+        assert!(size_of::<Slot>() <= 24, "{}", size_of::<Slot>());
     }
 }

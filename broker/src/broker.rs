@@ -31,6 +31,8 @@ pub struct Broker {
     pub retained: RwLock<RetainStore<Arc<Message>>>,
     /// Sessions.
     pub registry: Registry,
+    /// Keep-alive and credential deadlines of the live connections.
+    pub deadlines: crate::control::Deadlines,
     /// Counters.
     pub stats: Stats,
     /// When the broker started.
@@ -75,6 +77,7 @@ impl Broker {
             router: Router::default(),
             retained: RwLock::new(RetainStore::new()),
             registry: Registry::default(),
+            deadlines: crate::control::Deadlines::default(),
             stats: Stats::default(),
             started: Instant::now(),
             next_conn_id: AtomicU64::new(1),
@@ -216,9 +219,11 @@ impl Broker {
         }
     }
 
-    /// Expires offline sessions, publishes delayed wills that are due, drops expired
-    /// retained messages.
+    /// Stops connections past their keep-alive or credential deadline, expires offline
+    /// sessions, publishes delayed wills that are due, drops expired retained messages.
     pub fn sweep(&self, now: Instant) {
+        // Connections silent for 1.5x their keep alive, or whose credentials expired.
+        self.deadlines.fire(self.deadlines.now_ms());
         let (expired, wills, fired) = self.registry.sweep(now);
         for stored in &expired {
             debug!(client_id = %stored.session.client_id, "session expired");

@@ -20,6 +20,7 @@ pub mod broker;
 pub mod codec;
 pub mod config;
 pub mod connection;
+pub mod control;
 pub mod message;
 pub mod metrics;
 pub mod passwd_cli;

@@ -9,8 +9,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
+
+use crate::control::{Control, Stop};
 
 use crate::message::Message;
 use crate::router::Outbox;
@@ -68,7 +71,8 @@ pub struct DelayedWill {
 enum Slot {
     Online {
         conn_id: u64,
-        kick: CancellationToken,
+        /// Stops the connection (takeover, server shutdown).
+        control: Arc<Control>,
         /// The previous owner's connection id and where it must hand its session over.
         /// Boxed: only a takeover in progress has one, and the slot sits in every
         /// client's table entry.
@@ -111,12 +115,12 @@ impl Registry {
     }
 
     /// Makes `conn_id` the owner of `client`'s session.
-    pub fn claim(&self, client: &ClientId, conn_id: u64, kick: CancellationToken) -> Claim {
+    pub fn claim(&self, client: &ClientId, conn_id: u64, control: Arc<Control>) -> Claim {
         let mut slots = self.lock();
         let (tx, rx) = oneshot::channel();
         let new = Slot::Online {
             conn_id,
-            kick,
+            control,
             handoff: None,
         };
         match slots.insert(client.clone(), new) {
@@ -124,10 +128,10 @@ impl Registry {
             Some(Slot::Offline(stored)) => Claim::Resumed(stored),
             Some(Slot::Online {
                 conn_id: old,
-                kick: old_kick,
+                control: old_control,
                 ..
             }) => {
-                old_kick.cancel();
+                old_control.stop(Stop::TakenOver);
                 if let Some(Slot::Online { handoff, .. }) = slots.get_mut(client) {
                     *handoff = Some(Box::new((old, tx)));
                 }
@@ -182,38 +186,29 @@ impl Registry {
         let mut expired = Vec::new();
         let mut wills = Vec::new();
         let mut fired = Vec::new();
-        slots.retain(|client, slot| {
-            let Slot::Offline(stored) = slot else {
-                return true;
-            };
-            if stored.delayed_will.as_ref().is_some_and(|w| w.at <= now)
-                && let Some(w) = stored.delayed_will.take()
-            {
-                wills.push(w.message);
-                fired.push(client.clone());
-            }
-            if stored.expires_at.is_some_and(|at| at <= now) {
-                // invariant: the slot is Offline, checked above
-                let Slot::Offline(s) = std::mem::replace(
-                    slot,
-                    Slot::Online {
-                        conn_id: 0,
-                        kick: CancellationToken::new(),
-                        handoff: None,
-                    },
-                ) else {
+        let ended: Vec<_> = slots
+            .extract_if(|client, slot| {
+                let Slot::Offline(stored) = slot else {
                     return false;
                 };
-                let mut s = *s;
-                // the session ends: a will still waiting goes out now [MQTT-3.1.2-8]
-                if let Some(w) = s.delayed_will.take() {
+                if stored.delayed_will.as_ref().is_some_and(|w| w.at <= now)
+                    && let Some(w) = stored.delayed_will.take()
+                {
                     wills.push(w.message);
+                    fired.push(client.clone());
                 }
-                expired.push(s);
-                return false;
+                stored.expires_at.is_some_and(|at| at <= now)
+            })
+            .collect();
+        for (_, slot) in ended {
+            let Slot::Offline(s) = slot else { continue };
+            let mut s = *s;
+            // the session ends: a will still waiting goes out now [MQTT-3.1.2-8]
+            if let Some(w) = s.delayed_will.take() {
+                wills.push(w.message);
             }
-            true
-        });
+            expired.push(s);
+        }
         (expired, wills, fired)
     }
 
@@ -231,6 +226,15 @@ impl Registry {
     pub fn restore(&self, stored: StoredSession) {
         let client = stored.session.client_id.clone();
         self.lock().insert(client, Slot::Offline(Box::new(stored)));
+    }
+
+    /// Tells every live connection to stop for `reason` (the server shutting down).
+    pub fn stop_all(&self, reason: Stop) {
+        for slot in self.lock().values() {
+            if let Slot::Online { control, .. } = slot {
+                control.stop(reason);
+            }
+        }
     }
 
     /// Sessions known (online and offline).

@@ -22,7 +22,8 @@ use crate::plugin::PluginChain;
 use crate::stats::Stats;
 use crate::transport::{Peer, Transport};
 
-/// How often offline sessions, delayed wills and retained messages are checked for expiry.
+/// How often keep alives, credentials, offline sessions, delayed wills and retained
+/// messages are checked for expiry (a silent client is closed up to this late).
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 /// How often the password file is checked for changes.
 const AUTH_FILE_POLL: Duration = Duration::from_secs(2);
@@ -193,6 +194,10 @@ impl Server {
             .metrics
             .map(|m| m.spawn(Arc::clone(&self.broker), shutdown.clone()));
         shutdown.cancelled().await;
+        // Connections past CONNECT; those still in it watch `shutdown` themselves.
+        self.broker
+            .registry
+            .stop_all(crate::control::Stop::Shutdown);
         info!("shutting down");
         tracker.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())

@@ -10,6 +10,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::{Instant, timeout};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
+
+use crate::control::{Control, Stop};
 use tracing::debug;
 
 use super::Io;
@@ -103,10 +105,19 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         .expires_at
         .map(|at| Instant::now() + crate::auth::chain::remaining(at));
     let expiry = session_expiry(broker, &connect);
-    // A child of the server's shutdown token: the idle connection waits on one token for
-    // both a takeover and the server stopping (each wait is 72 bytes of its task).
-    let kick = shutdown.child_token();
-    let stored = claim(broker, &client_id, conn_id, kick.clone()).await;
+    let (keep_alive, server_keep_alive) = keep_alive(broker, &connect);
+    // One block for every reason to stop: takeover, shutdown, keep alive, expiry.
+    let control = Control::new(
+        &broker.deadlines,
+        (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
+        credentials_expire,
+    );
+    let stored = claim(broker, &client_id, conn_id, Arc::clone(&control)).await;
+    if shutdown.is_cancelled() {
+        // The server stopped its live connections before this one was in the registry.
+        control.stop(Stop::Shutdown);
+    }
+    broker.deadlines.watch(&control);
     let (session, outbox_tx, outbox_rx, present) = match stored {
         Some(stored) if !connect.clean_start => {
             // [MQTT-3.1.3-9] resuming cancels a delayed will.
@@ -133,7 +144,6 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
     };
     let limits = &broker.config.limits;
     let props = &connect.properties;
-    let (keep_alive, server_keep_alive) = keep_alive(broker, &connect);
     // Boxed by the caller together with the socket (see `super::Link`).
     let mut conn = Conn {
         broker: Arc::clone(broker),
@@ -143,7 +153,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         outbox_tx,
         outbox_rx,
         pending: VecDeque::new(),
-        kick,
+        control,
         window: limits
             .max_inflight_messages
             .min(props.receive_maximum.unwrap_or(u16::MAX))
@@ -155,15 +165,12 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
             0
         },
         aliases: None,
-        keep_alive: (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
-        last_packet: Instant::now(),
         will: will.map(Box::new),
         request_problem_information: props.request_problem_information.unwrap_or(true),
         hook_client: std::sync::OnceLock::new(),
         client: Arc::new(client),
         auth_entries: entries,
         rules,
-        credentials_expire,
         held: VecDeque::new(),
         will_stored: false,
     };
@@ -314,9 +321,9 @@ async fn claim(
     broker: &Broker,
     client_id: &ClientId,
     conn_id: u64,
-    kick: CancellationToken,
+    control: Arc<Control>,
 ) -> Option<StoredSession> {
-    match broker.registry.claim(client_id, conn_id, kick) {
+    match broker.registry.claim(client_id, conn_id, control) {
         Claim::Fresh => None,
         Claim::Resumed(stored) => Some(*stored),
         Claim::TakingOver(rx) => {

@@ -11,6 +11,7 @@ mod inbound;
 mod outbound;
 mod state;
 
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,13 +19,14 @@ use bytes::BytesMut;
 use futures_util::FutureExt;
 use futures_util::future::{Either, OptionFuture};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, timeout};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, field, info_span};
 
 use crate::broker::Broker;
 use crate::codec::{self, Codec, Disconnect, DisconnectProperties, Packet};
+use crate::control::Stop;
 use crate::plugin::Hook;
 use crate::stats::Stats;
 use crate::store::Ticket;
@@ -163,12 +165,12 @@ impl<S> Io<S> {
     }
 }
 
-/// A connection past CONNECT: its state, its socket and the server's shutdown signal,
-/// in one allocation that the connection task points to.
+/// A connection past CONNECT: its state and its socket, in one allocation that the
+/// connection task points to. (The server's shutdown reaches it through its
+/// [`crate::control::Control`].)
 struct Link<S> {
     conn: Conn,
     io: Io<S>,
-    shutdown: CancellationToken,
 }
 
 /// Serves one client until it disconnects, fails, is taken over or the server stops.
@@ -215,7 +217,7 @@ async fn establish<S: AsyncRead + AsyncWrite>(
     match connect::handshake(&mut io, &broker, &shutdown, &peer, &listener).await {
         Ok(Some(conn)) => {
             tracing::Span::current().record("client_id", field::display(&conn.session.client_id));
-            Some(Box::new(Link { conn, io, shutdown }))
+            Some(Box::new(Link { conn, io }))
         }
         Ok(None) => {
             let _ = timeout(FLUSH_TIMEOUT, io.flush(&broker)).await;
@@ -230,9 +232,9 @@ async fn establish<S: AsyncRead + AsyncWrite>(
 }
 
 async fn run<S: AsyncRead + AsyncWrite>(mut link: Box<Link<S>>) {
-    let Link { conn, io, shutdown } = &mut *link;
+    let Link { conn, io } = &mut *link;
     Stats::incr(&conn.broker.stats.clients_connected);
-    let end = event_loop(conn, io, shutdown).await;
+    let end = event_loop(conn, io).await;
     match &end {
         End::Failed(e) => {
             Stats::incr(&conn.broker.stats.protocol_errors);
@@ -267,8 +269,8 @@ async fn run<S: AsyncRead + AsyncWrite>(mut link: Box<Link<S>>) {
     }
     let _ = io.writer.shutdown().await;
     Stats::decr(&conn.broker.stats.clients_connected);
-    let Link { conn, io, shutdown } = *link;
-    drop((io, shutdown));
+    let Link { conn, io } = *link;
+    drop(io);
     // Boxed: plugin calls for the will and `on-disconnect` are a large future needed
     // once; inline it would sit in every idle connection's task.
     Box::pin(conn.finish(&end)).await;
@@ -296,37 +298,32 @@ fn send_disconnect<S: AsyncRead + AsyncWrite>(
     }));
 }
 
-async fn event_loop<S: AsyncRead + AsyncWrite>(
-    conn: &mut Conn,
-    io: &mut Io<S>,
-    shutdown: &CancellationToken,
-) -> End {
+async fn event_loop<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) -> End {
     conn.resend_inflight(io);
     conn.fill_from_pending(io);
     // Packets pipelined behind CONNECT are already in the read buffer.
     if let Some(end) = Box::pin(decode_all(conn, io)).await {
         return end;
     }
-    let kick = conn.kick.clone();
-    let expire = conn.credentials_expire;
+    let control = Arc::clone(&conn.control);
     let store = conn.broker.store.clone();
     loop {
-        let deadline = match (conn.keep_alive_deadline(), expire) {
-            (Some(keep_alive), Some(expire)) => Some(keep_alive.min(expire)),
-            (keep_alive, expire) => keep_alive.or(expire),
-        };
         let can_pull = conn.can_pull(io);
         let held = conn.held_front();
         io.prepare_read();
         tokio::select! {
             biased;
-            // A child of `shutdown`: cancelled by a takeover or by the server stopping.
-            _ = kick.cancelled() => {
-                if shutdown.is_cancelled() {
-                    conn.drain_for_shutdown(io);
-                    return End::Shutdown;
-                }
-                return End::TakenOver;
+            // Takeover, shutdown, keep alive and credential expiry (`Broker::deadlines`).
+            stop = poll_fn(|cx| control.poll_stop(cx)) => {
+                return match stop {
+                    Stop::Shutdown => {
+                        conn.drain_for_shutdown(io);
+                        End::Shutdown
+                    }
+                    Stop::TakenOver => End::TakenOver,
+                    Stop::KeepAlive => End::KeepAliveTimeout,
+                    Stop::CredentialsExpired => End::CredentialsExpired,
+                };
             }
             // Boxed, and only while a packet is held: the wait is 224 bytes.
             _ = OptionFuture::from(held.map(|t| Box::pin(store.wait(t)))), if held.is_some() => {
@@ -366,14 +363,6 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(
                         n += 1;
                     }
                 }
-            }
-            // One timer for both deadlines (each timer is 112 bytes in every idle task).
-            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                return if deadline == expire {
-                    End::CredentialsExpired
-                } else {
-                    End::KeepAliveTimeout
-                };
             }
         }
     }
@@ -570,9 +559,10 @@ mod size_tests {
     #[test]
     fn the_state_an_idle_connection_holds_stays_small() {
         // 536 bytes before the topic alias maps (96 bytes, rarely used) were boxed
-        // and the client id kept once (in the session); 416 after.
+        // and the client id kept once (in the session); 416 after; 368 since one
+        // `Control` holds the stop signal, the keep alive and the credential expiry.
         assert!(
-            std::mem::size_of::<super::Conn>() <= 448,
+            std::mem::size_of::<super::Conn>() <= 384,
             "Conn is {} bytes",
             std::mem::size_of::<super::Conn>()
         );
@@ -593,9 +583,11 @@ mod size_tests {
         // 5472 bytes before Conn was boxed and the timers and store wait were merged
         // or boxed; 1384 after; 608 since `serve` is no longer an `async fn` (whose
         // arguments stayed beside the futures they were moved into), the handshake
-        // yields one boxed `Link`, and takeover and shutdown share one token.
+        // yields one boxed `Link`, and takeover and shutdown share one token; 504 since
+        // the event loop waits on its `Control` (a poll of one atomic) instead of a
+        // cancellation token (72 bytes) and a keep-alive timer (112).
         assert!(
-            size_of_val(&task) <= 768,
+            size_of_val(&task) <= 512,
             "the task is {} bytes",
             size_of_val(&task)
         );

@@ -5,8 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use crate::control::Control;
 
 use crate::broker::Broker;
 use crate::codec;
@@ -102,8 +101,9 @@ pub struct Conn {
     pub(crate) outbox_rx: crate::router::OutboxRx,
     /// Retained messages and other deliveries produced locally, sent before the outbox.
     pub(crate) pending: VecDeque<Delivery>,
-    /// Cancelled by a takeover [MQTT-3.1.4-3]; a child of the server's shutdown token.
-    pub(crate) kick: CancellationToken,
+    /// Why to stop (takeover [MQTT-3.1.4-3], shutdown, keep alive, expiry) and when the
+    /// last packet arrived.
+    pub(crate) control: Arc<Control>,
     /// Outbound window: min(configured inflight, client's Receive Maximum).
     pub(crate) window: u16,
     /// The client's Maximum Packet Size [MQTT-3.1.2-24].
@@ -112,8 +112,6 @@ pub struct Conn {
     pub(crate) client_topic_alias_max: u16,
     /// Topic aliases in both directions; allocated by the first alias used.
     pub(crate) aliases: Option<Box<TopicAliases>>,
-    pub(crate) keep_alive: Option<Duration>,
-    pub(crate) last_packet: Instant,
     pub(crate) will: Option<Box<(Message, u32)>>,
     pub(crate) request_problem_information: bool,
     /// The client as plugins see it (attributes granted at connect included).
@@ -124,8 +122,6 @@ pub struct Conn {
     pub(crate) auth_entries: Arc<[crate::config::ChainEntry]>,
     /// The session's compiled ACL, when the chain has one.
     pub(crate) rules: Option<Arc<crate::auth::chain::SessionRules>>,
-    /// When the credentials (a JWT) expire; the broker disconnects then.
-    pub(crate) credentials_expire: Option<Instant>,
     /// The will is in the store's `wills` table (a clean session's will).
     pub(crate) will_stored: bool,
     /// Packets waiting for the store (see `durable.rs`), in sending order.
@@ -133,14 +129,9 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Records that a packet arrived (keep alive).
+    /// Records that a packet arrived (keep alive [MQTT-3.1.2-24]).
     pub(crate) fn touch(&mut self) {
-        self.last_packet = Instant::now();
-    }
-
-    /// The instant after which silence closes the connection.
-    pub(crate) fn keep_alive_deadline(&self) -> Option<Instant> {
-        self.keep_alive.map(|ka| self.last_packet + ka + ka / 2)
+        self.control.touch(self.broker.deadlines.now_ms());
     }
 
     /// Ends the connection: publishes the will when due, stores or ends the session,

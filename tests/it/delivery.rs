@@ -318,3 +318,30 @@ async fn subscription_churn_during_traffic_leaves_a_consistent_router() {
         .await;
     c.expect_no_packet(QUIET).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_idle_past_the_cool_down_still_deliver_and_read_large_packets() {
+    // An idle connection's task parks and, after 20 ms, gives back its active phase and
+    // its read buffer; the next packet arrives through a 128-byte stack read. Every
+    // wake-up source must still work then: a delivery, a packet larger than that read,
+    // and a QoS 1 exchange.
+    let b = TestBroker::start_default().await;
+    let mut sub = V311::connect(b.addr, "cold-sub").await;
+    sub.subscribe("cold/t", QoS::AtLeastOnce).await;
+    let mut publisher = V311::connect(b.addr, "cold-pub").await;
+    for size in [10usize, 5000, 70_000] {
+        tokio::time::sleep(ms(200)).await;
+        let payload = vec![b'x'; size];
+        publisher
+            .publish("cold/t", QoS::AtLeastOnce, false, &payload)
+            .await;
+        let got = sub.recv().await;
+        assert_eq!(got.payload.len(), size, "delivered after a quiet spell");
+    }
+    // Both sides went quiet again; the subscriber is woken by its outbox alone.
+    tokio::time::sleep(ms(200)).await;
+    publisher
+        .publish("cold/t", QoS::AtMostOnce, false, b"last")
+        .await;
+    assert_eq!(&sub.recv().await.payload[..], b"last");
+}

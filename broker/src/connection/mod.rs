@@ -10,19 +10,19 @@ mod durable;
 mod inbound;
 mod outbound;
 mod state;
+mod task;
 
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_util::FutureExt;
-use futures_util::future::{Either, OptionFuture};
+use futures_util::future::OptionFuture;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::{Instant, timeout};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, field, info_span};
+use tracing::{debug, field, info_span};
 
 use crate::broker::Broker;
 use crate::codec::{self, Codec, Disconnect, DisconnectProperties, Packet};
@@ -166,8 +166,9 @@ impl<S> Io<S> {
 }
 
 /// A connection past CONNECT: its state and its socket, in one allocation that the
-/// connection task points to. (The server's shutdown reaches it through its
-/// [`crate::control::Control`].)
+/// connection task points to, and all that a parked connection holds besides the task
+/// (see [`task`]). The server's shutdown reaches it through its
+/// [`crate::control::Control`].
 struct Link<S> {
     conn: Conn,
     io: Io<S>,
@@ -175,10 +176,9 @@ struct Link<S> {
 
 /// Serves one client until it disconnects, fails, is taken over or the server stops.
 ///
-/// Not an `async fn`: an async function keeps its arguments for as long as it runs, next
-/// to the futures they were moved into, and every idle connection's task would carry
-/// each layer's copy. Here the (boxed) handshake yields a [`Link`], and the task then
-/// holds only [`run`]'s future and the span.
+/// Not an `async fn`: the task is a small state machine ([`task::Task`]) whose phases
+/// are boxed while they run, so that an idle (parked) connection's task holds only its
+/// span and a pointer to its [`Link`].
 pub fn serve<S>(
     stream: S,
     peer: Peer,
@@ -197,12 +197,11 @@ where
         writer,
         Codec::new(broker.config.limits.max_packet_bytes),
     );
-    Box::pin(establish(io, peer, listener, broker, shutdown))
-        .then(|link| match link {
-            Some(link) => Either::Left(run(link)),
-            None => Either::Right(std::future::ready(())),
-        })
-        .instrument(span)
+    task::Task::new(
+        span,
+        Box::pin(establish(io, peer, listener, broker, shutdown)),
+        activate::<S>,
+    )
 }
 
 /// The CONNECT exchange; `None` when the connection ends there (refused, closed,
@@ -231,10 +230,40 @@ async fn establish<S: AsyncRead + AsyncWrite>(
     }
 }
 
-async fn run<S: AsyncRead + AsyncWrite>(mut link: Box<Link<S>>) {
+/// What an active phase of the connection ended with.
+enum Step {
+    /// Nothing to do until the client, the outbox or the control block has something:
+    /// the task parks (see [`task`]).
+    Park,
+    /// The connection ends.
+    End(End),
+}
+
+/// An active phase: from a wake-up until the connection is quiet again (or ends).
+/// `first` on the phase right after CONNECT.
+async fn activate<S: AsyncRead + AsyncWrite>(
+    mut link: Box<Link<S>>,
+    first: bool,
+) -> (Box<Link<S>>, Step) {
     let Link { conn, io } = &mut *link;
-    Stats::incr(&conn.broker.stats.clients_connected);
-    let end = event_loop(conn, io).await;
+    if first {
+        Stats::incr(&conn.broker.stats.clients_connected);
+        conn.resend_inflight(io);
+        conn.fill_from_pending(io);
+    }
+    // Packets pipelined behind CONNECT, or read while parked, are in the read buffer.
+    if (first || !io.rbuf.is_empty())
+        && let Some(end) = Box::pin(decode_all(conn, io)).await
+    {
+        return (link, Step::End(end));
+    }
+    let step = event_loop(conn, io).await;
+    (link, step)
+}
+
+/// The end of a connection: DISCONNECT when due, flush, close, then the session.
+async fn close<S: AsyncRead + AsyncWrite>(mut link: Box<Link<S>>, end: End) {
+    let Link { conn, io } = &mut *link;
     match &end {
         End::Failed(e) => {
             Stats::incr(&conn.broker.stats.protocol_errors);
@@ -298,13 +327,9 @@ fn send_disconnect<S: AsyncRead + AsyncWrite>(
     }));
 }
 
-async fn event_loop<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) -> End {
-    conn.resend_inflight(io);
-    conn.fill_from_pending(io);
-    // Packets pipelined behind CONNECT are already in the read buffer.
-    if let Some(end) = Box::pin(decode_all(conn, io)).await {
-        return end;
-    }
+/// The active event loop: returns [`Step::Park`] once a wake-up leaves nothing to write,
+/// nothing held for the store and nothing pending.
+async fn event_loop<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) -> Step {
     let control = Arc::clone(&conn.control);
     let store = conn.broker.store.clone();
     loop {
@@ -315,7 +340,7 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) 
             biased;
             // Takeover, shutdown, keep alive and credential expiry (`Broker::deadlines`).
             stop = poll_fn(|cx| control.poll_stop(cx)) => {
-                return match stop {
+                return Step::End(match stop {
                     Stop::Shutdown => {
                         conn.drain_for_shutdown(io);
                         End::Shutdown
@@ -323,32 +348,32 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) 
                     Stop::TakenOver => End::TakenOver,
                     Stop::KeepAlive => End::KeepAliveTimeout,
                     Stop::CredentialsExpired => End::CredentialsExpired,
-                };
+                });
             }
             // Boxed, and only while a packet is held: the wait is 224 bytes.
             _ = OptionFuture::from(held.map(|t| Box::pin(store.wait(t)))), if held.is_some() => {
                 if let Some(end) = conn.release_held(io) {
-                    return end;
+                    return Step::End(end);
                 }
             }
             res = write_some(&mut io.writer, &mut io.wbuf, &mut io.unflushed), if !io.wbuf.is_empty() || io.unflushed => {
                 match res {
                     Ok(n) => Stats::add(&conn.broker.stats.bytes_sent, n as u64),
-                    Err(e) => return End::Io(e),
+                    Err(e) => return Step::End(End::Io(e)),
                 }
             }
             // Backpressure: a client that does not read its acknowledgements is not read either.
             res = io.reader.read_buf(&mut io.rbuf), if io.wbuf.len() < 4 * conn.broker.config.limits.write_buffer_high_water_bytes => {
                 match res {
-                    Ok(0) => return End::Closed,
+                    Ok(0) => return Step::End(End::Closed),
                     Ok(n) => {
                         Stats::add(&conn.broker.stats.bytes_received, n as u64);
                         if let Some(end) = Box::pin(decode_all(conn, io)).await {
-                            return end;
+                            return Step::End(end);
                         }
                         io.settle_read(n);
                     }
-                    Err(e) => return End::Io(e),
+                    Err(e) => return Step::End(End::Io(e)),
                 }
             }
             delivery = conn.outbox_rx.recv(), if can_pull => {
@@ -364,6 +389,9 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) 
                     }
                 }
             }
+        }
+        if io.wbuf.is_empty() && !io.unflushed && conn.held.is_empty() && conn.pending.is_empty() {
+            return Step::Park;
         }
     }
 }
@@ -585,9 +613,10 @@ mod size_tests {
         // arguments stayed beside the futures they were moved into), the handshake
         // yields one boxed `Link`, and takeover and shutdown share one token; 504 since
         // the event loop waits on its `Control` (a poll of one atomic) instead of a
-        // cancellation token (72 bytes) and a keep-alive timer (112).
+        // cancellation token (72 bytes) and a keep-alive timer (112); 72 since the task
+        // is a state machine whose phases are boxed while they run (`task.rs`).
         assert!(
-            size_of_val(&task) <= 512,
+            size_of_val(&task) <= 80,
             "the task is {} bytes",
             size_of_val(&task)
         );

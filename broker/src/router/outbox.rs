@@ -166,6 +166,21 @@ impl OutboxRx {
         Poll::Pending
     }
 
+    /// Ready once a delivery is queued (without taking it); registers the task's waker
+    /// while there is none. A closed, empty outbox stays pending: a parked connection
+    /// waits for deliveries, not for the end of its senders.
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.shared.lock();
+        if !state.queue.is_empty() {
+            return Poll::Ready(());
+        }
+        match &mut state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
     /// The next delivery if one is queued.
     pub fn try_recv(&mut self) -> Result<Delivery, TryRecvError> {
         let mut state = self.shared.lock();
@@ -266,6 +281,21 @@ mod tests {
 
     fn payload(d: &Delivery) -> String {
         String::from_utf8(d.message.payload.to_vec()).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn poll_ready_waits_for_a_delivery_and_takes_nothing() {
+        let (tx, mut rx) = channel(10);
+        let waiter = tokio::spawn(async move {
+            std::future::poll_fn(|cx| rx.poll_ready(cx)).await;
+            // ready again at once, and the delivery is still there
+            std::future::poll_fn(|cx| rx.poll_ready(cx)).await;
+            rx.try_recv().map(|d| payload(&d))
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "nothing queued: pending");
+        tx.try_send(delivery(7)).expect("room");
+        assert_eq!(waiter.await.expect("task"), Ok("7".to_owned()));
     }
 
     #[test]

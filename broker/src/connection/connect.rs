@@ -10,8 +10,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::{Instant, timeout};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
-
-use crate::control::{Control, Stop};
 use tracing::debug;
 
 use super::Io;
@@ -20,6 +18,7 @@ use crate::auth::chain::{Chain, Grant, Refusal, authorize_publish, session_rules
 use crate::broker::Broker;
 use crate::codec::{self, ConnAck, ConnAckProperties, Connect, Packet};
 use crate::config::ChainEntry;
+use crate::control::{Control, Stop};
 use crate::message::{Message, MessageProperties};
 use crate::plugin::{ClientInfo, Credentials, WillInfo};
 use crate::registry::{Claim, StoredSession};

@@ -5,10 +5,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::control::Control;
-
 use crate::broker::Broker;
 use crate::codec;
+use crate::control::Control;
 use crate::message::{Delivery, Message};
 use crate::plugin::{ClientInfo, DisconnectReason, Hook};
 use crate::registry::{DelayedWill, Released, StoredSession};

@@ -159,10 +159,7 @@ impl OutboxRx {
         if state.senders == 0 {
             return Poll::Ready(None);
         }
-        match &mut state.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
+        register(&mut state.waker, cx);
         Poll::Pending
     }
 
@@ -174,10 +171,7 @@ impl OutboxRx {
         if !state.queue.is_empty() {
             return Poll::Ready(());
         }
-        match &mut state.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
+        register(&mut state.waker, cx);
         Poll::Pending
     }
 
@@ -209,6 +203,14 @@ impl OutboxRx {
     #[cfg(test)]
     fn allocated_slots(&self) -> usize {
         self.shared.lock().queue.capacity()
+    }
+}
+
+/// Keeps the task's waker for the next send (no clone when it is already the one kept).
+fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        slot => *slot = Some(cx.waker().clone()),
     }
 }
 

@@ -3,9 +3,11 @@
 //!
 //! An empty `std` `HashMap` allocates nothing, but its first insert allocates four
 //! buckets (468 bytes for a session's subscriptions, 276 for a filter's subscribers), and
-//! an idle client holds one of each. Up to [`INLINE_MAX`] entries live in a vector grown
-//! one step at a time (exactly the entries, found by comparison); past that the map
-//! becomes a `HashMap` and stays one.
+//! an idle client holds one of each. A single entry is held inline (no allocation at
+//! all: a vector of one was a 112-byte allocation for a session's subscription and 64
+//! for a filter's subscriber); up to [`INLINE_MAX`] entries live in a vector grown one
+//! step at a time (exactly the entries, found by comparison); past that the map becomes
+//! a boxed `HashMap` and stays one.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -18,10 +20,12 @@ pub const INLINE_MAX: usize = 8;
 /// A map of few entries, cheap when it holds one or none.
 #[derive(Clone)]
 pub enum SmallMap<K, V> {
-    /// Up to [`INLINE_MAX`] entries, unordered.
+    /// Exactly one entry, inline.
+    One(K, V),
+    /// None, or two up to [`INLINE_MAX`] entries, unordered.
     Few(Vec<(K, V)>),
-    /// More than that, at some point.
-    Many(HashMap<K, V>),
+    /// More than that, at some point (boxed: the map's header is 48 bytes).
+    Many(Box<HashMap<K, V>>),
 }
 
 impl<K, V> Default for SmallMap<K, V> {
@@ -39,6 +43,7 @@ impl<K, V> SmallMap<K, V> {
     /// Number of entries.
     pub fn len(&self) -> usize {
         match self {
+            SmallMap::One(..) => 1,
             SmallMap::Few(v) => v.len(),
             SmallMap::Many(m) => m.len(),
         }
@@ -52,6 +57,7 @@ impl<K, V> SmallMap<K, V> {
     /// The entries, in no particular order.
     pub fn iter(&self) -> Iter<'_, K, V> {
         match self {
+            SmallMap::One(k, v) => Iter::One(Some((k, v))),
             SmallMap::Few(v) => Iter::Few(v.iter()),
             SmallMap::Many(m) => Iter::Many(m.iter()),
         }
@@ -71,6 +77,7 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         match self {
+            SmallMap::One(k, v) => (k.borrow() == key).then_some(v),
             SmallMap::Few(v) => v.iter().find(|(k, _)| k.borrow() == key).map(|(_, v)| v),
             SmallMap::Many(m) => m.get(key),
         }
@@ -83,6 +90,7 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         match self {
+            SmallMap::One(k, v) => ((*k).borrow() == key).then_some(v),
             SmallMap::Few(v) => v
                 .iter_mut()
                 .find(|(k, _)| k.borrow() == key)
@@ -103,25 +111,34 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
     /// Inserts or replaces the value of `key`; returns the previous one.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         match self {
+            SmallMap::One(k, v) if *k == key => return Some(std::mem::replace(v, value)),
+            SmallMap::One(..) => {}
+            SmallMap::Few(v) if v.is_empty() => {}
             SmallMap::Few(v) => {
                 if let Some((_, old)) = v.iter_mut().find(|(k, _)| *k == key) {
                     return Some(std::mem::replace(old, value));
                 }
                 if v.len() < INLINE_MAX {
                     if v.len() == v.capacity() {
-                        // 1, 2, 4, 8: a vector's own first step is four entries.
-                        v.reserve_exact(v.len().max(1));
+                        // 2, 4, 8: a vector's own first step is four entries.
+                        v.reserve_exact(v.len());
                     }
                     v.push((key, value));
                 } else {
                     let mut m: HashMap<K, V> = v.drain(..).collect();
                     m.insert(key, value);
-                    *self = SmallMap::Many(m);
+                    *self = SmallMap::Many(Box::new(m));
                 }
-                None
+                return None;
             }
-            SmallMap::Many(m) => m.insert(key, value),
+            SmallMap::Many(m) => return m.insert(key, value),
         }
+        // Empty, or one entry of another key.
+        *self = match std::mem::take(self) {
+            SmallMap::One(k, v) => SmallMap::Few(vec![(k, v), (key, value)]),
+            _ => SmallMap::One(key, value),
+        };
+        None
     }
 
     /// Removes the entry of `key`; returns its value.
@@ -131,6 +148,18 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         match self {
+            SmallMap::One(k, _) => {
+                if (*k).borrow() != key {
+                    return None;
+                }
+                match std::mem::take(self) {
+                    SmallMap::One(_, value) => Some(value),
+                    other => {
+                        *self = other;
+                        None
+                    }
+                }
+            }
             SmallMap::Few(v) => {
                 let i = v.iter().position(|(k, _)| k.borrow() == key)?;
                 let (_, value) = v.swap_remove(i);
@@ -147,17 +176,14 @@ impl<K: Eq + Hash, V> SmallMap<K, V> {
 
 impl<K: std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug for SmallMap<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut map = f.debug_map();
-        match self {
-            SmallMap::Few(v) => map.entries(v.iter().map(|(k, v)| (k, v))),
-            SmallMap::Many(m) => map.entries(m.iter()),
-        };
-        map.finish()
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
 /// Iterator over a [`SmallMap`]'s entries.
 pub enum Iter<'a, K, V> {
+    /// Over the single entry.
+    One(Option<(&'a K, &'a V)>),
     /// Over the vector.
     Few(std::slice::Iter<'a, (K, V)>),
     /// Over the hash map.
@@ -169,6 +195,7 @@ impl<'a, K, V> Iterator for Iter<'a, K, V> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
+            Iter::One(entry) => entry.take(),
             Iter::Few(it) => it.next().map(|(k, v)| (k, v)),
             Iter::Many(it) => it.next(),
         }
@@ -176,6 +203,10 @@ impl<'a, K, V> Iterator for Iter<'a, K, V> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         match self {
+            Iter::One(entry) => {
+                let n = usize::from(entry.is_some());
+                (n, Some(n))
+            }
             Iter::Few(it) => it.size_hint(),
             Iter::Many(it) => it.size_hint(),
         }
@@ -241,22 +272,26 @@ mod tests {
     }
 
     #[test]
-    fn one_entry_holds_one_slot_and_the_map_starts_past_the_inline_limit() {
+    fn one_entry_is_inline_and_the_map_starts_past_the_inline_limit() {
         let mut m: SmallMap<String, u64> = SmallMap::new();
         assert!(
             matches!(&m, SmallMap::Few(v) if v.capacity() == 0),
             "empty: no allocation"
         );
         m.insert("a/b".into(), 1);
-        assert!(matches!(&m, SmallMap::Few(v) if v.capacity() == 1), "{m:?}");
-        for i in 1..INLINE_MAX {
+        assert!(matches!(&m, SmallMap::One(..)), "one entry: inline, {m:?}");
+        assert_eq!(m.insert("a/b".into(), 5), Some(1), "replaced in place");
+        assert!(matches!(&m, SmallMap::One(..)));
+        m.insert("t/1".into(), 1);
+        assert!(matches!(&m, SmallMap::Few(v) if v.capacity() == 2), "{m:?}");
+        for i in 2..INLINE_MAX {
             assert_eq!(m.insert(format!("t/{i}"), i as u64), None);
         }
         assert!(matches!(&m, SmallMap::Few(v) if v.capacity() == INLINE_MAX));
         m.insert("one/more".into(), 9);
         assert!(matches!(m, SmallMap::Many(_)));
         assert_eq!(m.len(), INLINE_MAX + 1);
-        assert_eq!(m.get("a/b"), Some(&1), "lookups by a borrowed key");
+        assert_eq!(m.get("a/b"), Some(&5), "lookups by a borrowed key");
         *m.get_mut("a/b").unwrap() = 2;
         assert_eq!(m.remove("a/b"), Some(2));
         assert_eq!(m.len(), INLINE_MAX);
@@ -271,5 +306,30 @@ mod tests {
         assert_eq!(m.remove(&2), Some(2));
         assert!(matches!(&m, SmallMap::Few(v) if v.capacity() == 0));
         assert_eq!(m.remove(&2), None);
+    }
+
+    #[test]
+    fn the_inline_entry_is_looked_up_changed_and_removed_by_its_key_only() {
+        let mut m: SmallMap<String, u8> = SmallMap::new();
+        m.insert("a".into(), 1);
+        assert_eq!(m.get("b"), None);
+        assert_eq!(m.get_mut("b"), None);
+        assert_eq!(m.remove("b"), None);
+        assert_eq!(m.len(), 1);
+        *m.get_mut("a").unwrap() = 3;
+        assert_eq!(m.iter().collect::<Vec<_>>(), [(&"a".to_owned(), &3)]);
+        assert_eq!(m.iter().size_hint(), (1, Some(1)));
+        assert_eq!(m.remove("a"), Some(3));
+        assert!(m.is_empty());
+        assert!(matches!(&m, SmallMap::Few(v) if v.capacity() == 0));
+    }
+
+    #[test]
+    fn a_filter_with_one_subscriber_costs_no_allocation_beyond_its_slot() {
+        // The router's (client id, subscriber) entry, inline: 72 bytes in the slot
+        // instead of a 48-byte map header and an 80-byte allocation.
+        let size =
+            std::mem::size_of::<SmallMap<crate::types::ClientId, crate::router::Subscriber>>();
+        assert!(size <= 72, "SmallMap is {size} bytes");
     }
 }

@@ -47,9 +47,24 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         },
         _ = shutdown.cancelled() => return Ok(None),
     };
-    let Some(mut connect) = connect else {
+    let Some(connect) = connect else {
         return Ok(None);
     };
+    // Boxed: the decoded CONNECT, the authentication chain's calls and the session
+    // claim are large (about 2 KB); inline they would sit in every handshake that is
+    // still waiting for its CONNECT.
+    Box::pin(accept(io, broker, shutdown, peer, listener, connect)).await
+}
+
+/// Validates and authenticates a CONNECT, claims the session and answers with CONNACK.
+async fn accept<S: AsyncRead + AsyncWrite>(
+    io: &mut Io<S>,
+    broker: &Arc<Broker>,
+    shutdown: &CancellationToken,
+    peer: &Peer,
+    listener: &Arc<str>,
+    mut connect: Connect,
+) -> Result<Option<Conn>, Error> {
     // A verified certificate's name replaces the CONNECT username.
     let cert_user = peer.tls.as_ref().and_then(|t| t.username.clone());
     if let Some(user) = &cert_user {
@@ -81,7 +96,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
     let mut client = client_info(&connect, &client_id, peer, listener);
     let entries = broker.auth_chain(listener);
     let by_cert = cert_user.is_some();
-    let grant = match authenticate(broker, &entries, &client, &connect, by_cert).await {
+    let grant = match Box::pin(authenticate(broker, &entries, &client, &connect, by_cert)).await {
         Ok(grant) => grant,
         Err(refusal) => {
             refuse_with(io, &connect, refusal.code, &refusal.reason);
@@ -111,7 +126,15 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
         credentials_expire,
     );
-    let stored = claim(broker, &client_id, conn_id, Arc::clone(&control)).await;
+    let stored = match broker
+        .registry
+        .claim(&client_id, conn_id, Arc::clone(&control))
+    {
+        Claim::Fresh => None,
+        Claim::Resumed(stored) => Some(*stored),
+        // Boxed: the wait is rare, and inline it would enlarge every handshake.
+        Claim::TakingOver(rx) => Box::pin(take_over(rx)).await,
+    };
     if shutdown.is_cancelled() {
         // The server stopped its live connections before this one was in the registry.
         control.stop(Stop::Shutdown);
@@ -167,7 +190,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
         will: will.map(Box::new),
         request_problem_information: props.request_problem_information.unwrap_or(true),
         hook_client: std::sync::OnceLock::new(),
-        client: Arc::new(client),
+        client: super::client::ClientRecord::new(client),
         auth_entries: entries,
         rules,
         held: VecDeque::new(),
@@ -316,22 +339,12 @@ fn keep_alive(broker: &Broker, c: &Connect) -> (u16, Option<u16>) {
     (c.keep_alive, None)
 }
 
-async fn claim(
-    broker: &Broker,
-    client_id: &ClientId,
-    conn_id: u64,
-    control: Arc<Control>,
-) -> Option<StoredSession> {
-    match broker.registry.claim(client_id, conn_id, control) {
-        Claim::Fresh => None,
-        Claim::Resumed(stored) => Some(*stored),
-        Claim::TakingOver(rx) => {
-            debug!("taking over a live session [MQTT-3.1.4-3]");
-            match timeout(TAKEOVER_TIMEOUT, rx).await {
-                Ok(Ok(stored)) => Some(stored),
-                _ => None,
-            }
-        }
+/// Waits for the live owner of the session to hand it over [MQTT-3.1.4-3].
+async fn take_over(rx: tokio::sync::oneshot::Receiver<StoredSession>) -> Option<StoredSession> {
+    debug!("taking over a live session [MQTT-3.1.4-3]");
+    match timeout(TAKEOVER_TIMEOUT, rx).await {
+        Ok(Ok(stored)) => Some(stored),
+        _ => None,
     }
 }
 

@@ -740,8 +740,10 @@ impl Conn {
     /// The client record for the hooks, converted on the first call: most connections
     /// never need it.
     pub(super) fn hook_client(&self) -> &crate::plugin::HookClient {
-        self.hook_client
-            .get_or_init(|| Box::new(crate::plugin::HookClient::new(&self.client)))
+        self.hook_client.get_or_init(|| {
+            let info = self.client.info(&self.session.client_id, self.version);
+            Box::new(crate::plugin::HookClient::new(&info))
+        })
     }
 
     /// The chain's answer for a message on `topic`; a drop is counted and logged.

@@ -9,7 +9,7 @@ use crate::broker::Broker;
 use crate::codec;
 use crate::control::Control;
 use crate::message::{Delivery, Message};
-use crate::plugin::{ClientInfo, DisconnectReason, Hook};
+use crate::plugin::{DisconnectReason, Hook};
 use crate::registry::{DelayedWill, Released, StoredSession};
 use crate::router::Outbox;
 use crate::session::Session;
@@ -113,8 +113,9 @@ pub struct Conn {
     pub(crate) aliases: Option<Box<TopicAliases>>,
     pub(crate) will: Option<Box<(Message, u32)>>,
     pub(crate) request_problem_information: bool,
-    /// The client as plugins see it (attributes granted at connect included).
-    pub(crate) client: Arc<ClientInfo>,
+    /// The client as plugins see it (attributes granted at connect included), less
+    /// its id and protocol.
+    pub(crate) client: super::client::ClientRecord,
     /// The same, converted for the per-message `on-publish` calls on the first one.
     pub(crate) hook_client: std::sync::OnceLock<Box<crate::plugin::HookClient>>,
     /// The listener's authentication and authorisation chain.

@@ -203,7 +203,7 @@ if [ "$QUICK" = 1 ]; then M=5000; M2=2000; BIG=200; fi
 AHEAD="--max-ahead 100 --inflight 20"
 AUTH="--username $USER_NAME --password $USER_PASS"
 CASES=(
-    "idle 2000|plain|idle --idle 2000 --hold-secs 2"
+    "idle 2000|plain|idle --idle 2000 --warmup 100 --hold-secs 2"
     "storm 2000x50|plain|storm --connections 2000 --concurrency 50"
     "flood q0 1KiB 4x2 5s|plain|flood --qos 0 --payload 1024 --duration-secs 5 --sub-rate 500"
     "fan-in q0 16B 8x1|plain|fan-in --qos 0 --payload 16 --messages $M $AHEAD"
@@ -239,7 +239,7 @@ if [ "$QUICK" = 0 ]; then
         done
     done
     CASES+=("storm 10000x100|plain|storm --connections 10000 --concurrency 100")
-    CASES+=("idle 10000|plain|idle --idle 10000 --concurrency 100 --hold-secs 5")
+    CASES+=("idle 10000|plain|idle --idle 10000 --warmup 100 --concurrency 100 --hold-secs 5")
 fi
 
 # instances KIND: "label port pid-variable" lines, Cauldron first.

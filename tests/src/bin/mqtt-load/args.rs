@@ -44,6 +44,9 @@ flags (defaults in brackets):
   --concurrency C       storm: connections in progress at once [50]
   --idle N              idle: connections to hold [1000]
   --hold-secs H         idle: seconds to hold them before measuring [2]
+  --warmup W            idle: first open and close W connections, then read the baseline,
+                        so one-time costs (code first run, allocator arenas) are not
+                        divided among the held connections [0]
   --drain-secs D        longest wait for deliveries after the last publish [10]
   --broker-pid PID      read the broker's RSS from /proc/PID/status
   --json FILE           append the result as one JSON line to FILE
@@ -158,6 +161,8 @@ pub struct Args {
     pub idle: usize,
     /// Idle: seconds to hold before measuring.
     pub hold_secs: f64,
+    /// Idle: connections opened and closed before the baseline RSS is read.
+    pub warmup: usize,
     /// Longest wait for deliveries after the last publish.
     pub drain_secs: f64,
     /// Broker process id for RSS readings.
@@ -193,6 +198,7 @@ impl Args {
             concurrency: 50,
             idle: 1000,
             hold_secs: 2.0,
+            warmup: 0,
             drain_secs: if flood { 1.0 } else { 10.0 },
             broker_pid: None,
             json: None,
@@ -233,6 +239,7 @@ impl Args {
             "--concurrency" => self.concurrency = v.parse()?,
             "--idle" => self.idle = v.parse()?,
             "--hold-secs" => self.hold_secs = v.parse()?,
+            "--warmup" => self.warmup = v.parse()?,
             "--drain-secs" => self.drain_secs = v.parse()?,
             "--broker-pid" => self.broker_pid = Some(v.parse()?),
             "--json" => self.json = Some(v.into()),

@@ -122,8 +122,29 @@ pub async fn storm(a: &Args) -> Result<Outcome> {
     })
 }
 
+/// Sends DISCONNECT on every connection and closes it.
+async fn close_all(mut conns: Vec<Conn>) {
+    for (_, w) in &mut conns {
+        let _ = w.write_all(&wire::DISCONNECT).await;
+    }
+}
+
 /// Idle connections: broker RSS per held connection.
 pub async fn idle(a: &Args) -> Result<Outcome> {
+    if a.warmup > 0 {
+        // The broker's first connections run its code for the first time and may set
+        // up allocator arenas: a one-time cost that is not any connection's.
+        let warm = open(a, a.warmup, true).await;
+        if warm.conns.len() < a.warmup {
+            anyhow::bail!(
+                "warm-up: {} of {} connections failed",
+                a.warmup - warm.conns.len(),
+                a.warmup
+            );
+        }
+        close_all(warm.conns).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let before = a.broker_pid.and_then(procmem::rss_kib);
     let mut opened = open(a, a.idle, true).await;
     let held = opened.conns.len() as u64;
@@ -141,10 +162,7 @@ pub async fn idle(a: &Args) -> Result<Outcome> {
         }
     }
     let during = a.broker_pid.and_then(procmem::rss_kib);
-    for (_, w) in &mut opened.conns {
-        let _ = w.write_all(&wire::DISCONNECT).await;
-    }
-    drop(opened.conns);
+    close_all(opened.conns).await;
     let rss = match (before, during, a.broker_pid) {
         (Some(before), Some(during), Some(pid)) => {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -225,6 +243,31 @@ mod tests {
         let rss = o.rss.unwrap();
         assert!(rss.before > 0 && rss.peak > 0 && rss.after > 0);
         assert!(o.rss_per_conn_kib.is_some());
+        broker.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_warm_up_connections_are_closed_before_the_baseline_and_not_counted() {
+        let broker = integration::TestBroker::start(integration::Config::default()).await;
+        let line = format!(
+            "idle --idle 30 --warmup 20 --hold-secs 0.2 --broker-pid {}",
+            std::process::id()
+        );
+        let o = idle(&args(&line, broker.addr)).await.unwrap();
+        assert_eq!((o.sent, o.expected, o.delivered), (30, 30, 30));
+        assert!(o.rss.is_some() && o.rss_per_conn_kib.is_some());
+        let stats = &broker.broker().stats;
+        assert_eq!(
+            stats.connections_total.load(Ordering::Relaxed),
+            50,
+            "20 + 30 opened"
+        );
+        // The warm-up clients and then the held ones disconnected.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stats.clients_connected.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(stats.clients_connected.load(Ordering::Relaxed), 0);
         broker.stop().await;
     }
 }

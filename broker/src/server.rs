@@ -350,6 +350,7 @@ async fn serve_established(
     };
     match established {
         Ok(Ok((stream, peer))) => {
+            let stream = crate::transport::Split::new(stream);
             crate::connection::serve(stream, peer, listener, broker, shutdown).await;
         }
         Ok(Err(e)) => {

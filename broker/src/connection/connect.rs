@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytestring::ByteString;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::AsyncReadExt;
 use tokio::time::{Instant, timeout};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
@@ -25,14 +25,14 @@ use crate::registry::{Claim, StoredSession};
 use crate::session::Session;
 use crate::stats::Stats;
 use crate::topic::TopicName;
-use crate::transport::Peer;
+use crate::transport::{Duplex, Peer};
 use crate::types::{ClientId, QoS, ReasonCode};
 
 /// How long a new connection waits for the previous owner of its session to hand it over.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads CONNECT and answers it. `Ok(None)`: refused with a CONNACK already encoded.
-pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
+pub(super) async fn handshake<S: Duplex>(
     io: &mut Io<S>,
     broker: &Arc<Broker>,
     shutdown: &CancellationToken,
@@ -57,7 +57,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite>(
 }
 
 /// Validates and authenticates a CONNECT, claims the session and answers with CONNACK.
-async fn accept<S: AsyncRead + AsyncWrite>(
+async fn accept<S: Duplex>(
     io: &mut Io<S>,
     broker: &Arc<Broker>,
     shutdown: &CancellationToken,
@@ -211,7 +211,7 @@ async fn accept<S: AsyncRead + AsyncWrite>(
 }
 
 /// Reads until one packet is decoded. `Ok(None)`: EOF or an answered refusal.
-async fn read_connect<S: AsyncRead + AsyncWrite>(io: &mut Io<S>) -> Result<Option<Connect>, Error> {
+async fn read_connect<S: Duplex>(io: &mut Io<S>) -> Result<Option<Connect>, Error> {
     loop {
         match io.codec.decode(&mut io.rbuf) {
             Ok(Some(Packet::Connect(c))) => return Ok(Some(*c)),
@@ -235,13 +235,13 @@ async fn read_connect<S: AsyncRead + AsyncWrite>(io: &mut Io<S>) -> Result<Optio
             }
         }
         io.prepare_read();
-        if io.reader.read_buf(&mut io.rbuf).await? == 0 {
+        if io.stream.halves().0.read_buf(&mut io.rbuf).await? == 0 {
             return Ok(None);
         }
     }
 }
 
-fn refuse<S: AsyncRead + AsyncWrite>(io: &mut Io<S>, reason: ReasonCode) {
+fn refuse<S: Duplex>(io: &mut Io<S>, reason: ReasonCode) {
     io.encode(&Packet::ConnAck(ConnAck {
         session_present: false, // [MQTT-3.2.2-6]
         reason_code: reason,
@@ -251,12 +251,7 @@ fn refuse<S: AsyncRead + AsyncWrite>(io: &mut Io<S>, reason: ReasonCode) {
 
 /// A refusal with a Reason String for MQTT 5 clients that did not turn problem
 /// information off [MQTT-3.1.2-29].
-fn refuse_with<S: AsyncRead + AsyncWrite>(
-    io: &mut Io<S>,
-    c: &Connect,
-    code: ReasonCode,
-    reason: &str,
-) {
+fn refuse_with<S: Duplex>(io: &mut Io<S>, c: &Connect, code: ReasonCode, reason: &str) {
     let mut properties = ConnAckProperties::default();
     if c.protocol.is_v5() && c.properties.request_problem_information != Some(false) {
         properties.reason_string = Some(reason.into());

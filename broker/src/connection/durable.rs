@@ -8,12 +8,11 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::Io;
 use super::state::{Conn, End, Error};
 use crate::codec::Packet;
 use crate::store::{Op, SessionRecord, Ticket, WriteError};
+use crate::transport::Duplex;
 use crate::types::ReasonCode;
 
 /// How long a closing connection waits for its held packets.
@@ -90,12 +89,7 @@ impl Conn {
     }
 
     /// Encodes `packet` once `ticket` is durable and every packet held before it left.
-    pub(crate) fn send_after<S: AsyncRead + AsyncWrite>(
-        &mut self,
-        io: &mut Io<S>,
-        ticket: Ticket,
-        packet: Packet,
-    ) {
+    pub(crate) fn send_after<S: Duplex>(&mut self, io: &mut Io<S>, ticket: Ticket, packet: Packet) {
         if self.held.is_empty() && self.broker.store.poll(ticket).is_some_and(|r| r.is_ok()) {
             io.encode(&packet);
             return;
@@ -113,10 +107,7 @@ impl Conn {
     /// PUBACK or PUBREC into a refusal (0x97 when the disk is full, else 0x80); an
     /// MQTT 3.1.1 client, which has no negative acknowledgement, is disconnected
     /// unacknowledged so that it publishes again later.
-    pub(crate) fn release_held<S: AsyncRead + AsyncWrite>(
-        &mut self,
-        io: &mut Io<S>,
-    ) -> Option<End> {
+    pub(crate) fn release_held<S: Duplex>(&mut self, io: &mut Io<S>) -> Option<End> {
         while let Some((ticket, _)) = self.held.front() {
             let Some(result) = self.broker.store.poll(*ticket) else {
                 break;
@@ -162,7 +153,7 @@ impl Conn {
     }
 
     /// When the connection closes: waits (briefly) for the held packets and sends them.
-    pub(crate) async fn flush_held<S: AsyncRead + AsyncWrite>(&mut self, io: &mut Io<S>) {
+    pub(crate) async fn flush_held<S: Duplex>(&mut self, io: &mut Io<S>) {
         let Some((last, _)) = self.held.back() else {
             return;
         };

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use bytestring::ByteString;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Io;
 use super::state::{Conn, End, Error};
@@ -22,6 +21,7 @@ use crate::session::{InflightState, Qos2Arrival, SessionSubscription};
 use crate::stats::Stats;
 use crate::store::{Op, Ticket};
 use crate::topic::{FilterKind, TopicName, parse_filter};
+use crate::transport::Duplex;
 use crate::types::{PacketId, QoS, ReasonCode};
 
 type Handled = Result<Option<End>, Error>;
@@ -50,11 +50,7 @@ pub(crate) struct PublishHead {
 
 impl Conn {
     /// Handles one packet from the client.
-    pub(crate) async fn handle<S: AsyncRead + AsyncWrite>(
-        &mut self,
-        io: &mut Io<S>,
-        packet: Packet,
-    ) -> Handled {
+    pub(crate) async fn handle<S: Duplex>(&mut self, io: &mut Io<S>, packet: Packet) -> Handled {
         match packet {
             Packet::Publish(p) => self.on_publish(io, p).await,
             Packet::PubAck(a) => {
@@ -161,11 +157,7 @@ impl Conn {
         }
     }
 
-    async fn on_publish<S: AsyncRead + AsyncWrite>(
-        &mut self,
-        io: &mut Io<S>,
-        p: Publish,
-    ) -> Handled {
+    async fn on_publish<S: Duplex>(&mut self, io: &mut Io<S>, p: Publish) -> Handled {
         match self.accept_publish(p)? {
             Arrival::Answered(answer) => {
                 if let Some(answer) = answer {
@@ -178,7 +170,7 @@ impl Conn {
     }
 
     /// Runs the publish hooks for one accepted PUBLISH and answers it.
-    pub(crate) async fn publish_one<S: AsyncRead + AsyncWrite>(
+    pub(crate) async fn publish_one<S: Duplex>(
         &mut self,
         io: &mut Io<S>,
         Accepted { message, head }: Accepted,
@@ -284,7 +276,7 @@ impl Conn {
 
     /// The second half of a PUBLISH, once the hooks ran: routes the message (or counts
     /// the refusal) and acknowledges it.
-    fn complete_publish<S: AsyncRead + AsyncWrite>(
+    fn complete_publish<S: Duplex>(
         &mut self,
         io: &mut Io<S>,
         head: PublishHead,
@@ -348,7 +340,7 @@ impl Conn {
 
     /// Runs the publish hooks once for `batch` (PUBLISH packets accepted in the order
     /// the client sent them, from one socket read), then completes each in order.
-    pub(crate) async fn publish_batch<S: AsyncRead + AsyncWrite>(
+    pub(crate) async fn publish_batch<S: Duplex>(
         &mut self,
         io: &mut Io<S>,
         batch: Vec<Accepted>,
@@ -458,11 +450,7 @@ impl Conn {
         })
     }
 
-    async fn on_subscribe<S: AsyncRead + AsyncWrite>(
-        &mut self,
-        io: &mut Io<S>,
-        s: Subscribe,
-    ) -> Handled {
+    async fn on_subscribe<S: Duplex>(&mut self, io: &mut Io<S>, s: Subscribe) -> Handled {
         let cfg = Arc::clone(&self.broker.config);
         let sub_id = s.properties.subscription_identifier;
         if sub_id.is_some() && !cfg.mqtt.subscription_identifiers {
@@ -594,11 +582,7 @@ impl Conn {
         ReasonCode::SUCCESS
     }
 
-    fn on_unsubscribe<S: AsyncRead + AsyncWrite>(
-        &mut self,
-        io: &mut Io<S>,
-        u: Unsubscribe,
-    ) -> Handled {
+    fn on_unsubscribe<S: Duplex>(&mut self, io: &mut Io<S>, u: Unsubscribe) -> Handled {
         let mut codes = Vec::with_capacity(u.filters.len());
         for raw in u.filters {
             let code = match parse_filter(raw.clone()) {

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::future::OptionFuture;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, timeout};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +31,7 @@ use crate::control::Stop;
 use crate::plugin::Hook;
 use crate::stats::Stats;
 use crate::store::Ticket;
-use crate::transport::Peer;
+use crate::transport::{Duplex, Peer};
 use crate::types::ReasonCode;
 use inbound::{Accepted, Arrival};
 pub use state::Error;
@@ -53,10 +53,9 @@ const WRITE_BUFFER_KEEP: usize = 64 * 1024;
 /// A grown read size is kept while reads use a quarter of it, and this long after.
 const READ_BUFFER_KEEP: Duration = Duration::from_secs(1);
 
-/// The socket halves and buffers of one connection.
+/// The socket and buffers of one connection.
 pub(crate) struct Io<S> {
-    reader: ReadHalf<S>,
-    writer: WriteHalf<S>,
+    stream: S,
     rbuf: BytesMut,
     wbuf: BytesMut,
     codec: Codec,
@@ -71,7 +70,7 @@ pub(crate) struct Io<S> {
     read_busy: Instant,
 }
 
-impl<S: AsyncRead + AsyncWrite> Io<S> {
+impl<S: Duplex> Io<S> {
     fn encode(&mut self, packet: &Packet) {
         let version = self
             .codec
@@ -85,10 +84,11 @@ impl<S: AsyncRead + AsyncWrite> Io<S> {
 
     async fn flush(&mut self, broker: &Broker) -> std::io::Result<()> {
         let n = self.wbuf.len();
+        let (_, mut writer) = self.stream.halves();
         while !self.wbuf.is_empty() {
-            self.writer.write_buf(&mut self.wbuf).await?;
+            writer.write_buf(&mut self.wbuf).await?;
         }
-        self.writer.flush().await?;
+        writer.flush().await?;
         self.unflushed = false;
         Stats::add(&broker.stats.bytes_sent, n as u64);
         Ok(())
@@ -96,8 +96,8 @@ impl<S: AsyncRead + AsyncWrite> Io<S> {
 }
 
 /// Writes some of `wbuf`, or flushes once it is empty. Returns bytes written.
-async fn write_some<W: AsyncWrite>(
-    writer: &mut WriteHalf<W>,
+async fn write_some<W: AsyncWrite + Unpin>(
+    writer: &mut W,
     wbuf: &mut BytesMut,
     unflushed: &mut bool,
 ) -> std::io::Result<usize> {
@@ -116,10 +116,9 @@ async fn write_some<W: AsyncWrite>(
 }
 
 impl<S> Io<S> {
-    fn new(reader: ReadHalf<S>, writer: WriteHalf<S>, codec: Codec) -> Self {
+    fn new(stream: S, codec: Codec) -> Self {
         Io {
-            reader,
-            writer,
+            stream,
             rbuf: BytesMut::with_capacity(READ_BUFFER_MIN),
             wbuf: BytesMut::new(),
             codec,
@@ -188,16 +187,11 @@ pub fn serve<S>(
     shutdown: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static
 where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: Duplex,
 {
     let span = info_span!("conn", peer = %peer.addr, client_id = field::Empty);
-    let (reader, writer) = tokio::io::split(stream);
     // The write buffer is allocated by the first packet to send.
-    let io = Io::new(
-        reader,
-        writer,
-        Codec::new(broker.config.limits.max_packet_bytes),
-    );
+    let io = Io::new(stream, Codec::new(broker.config.limits.max_packet_bytes));
     task::Task::new(
         span,
         Box::pin(establish(io, peer, listener, broker, shutdown)),
@@ -207,7 +201,7 @@ where
 
 /// The CONNECT exchange; `None` when the connection ends there (refused, closed,
 /// timed out), after flushing what was answered.
-async fn establish<S: AsyncRead + AsyncWrite>(
+async fn establish<S: Duplex>(
     mut io: Io<S>,
     peer: Peer,
     listener: Arc<str>,
@@ -242,10 +236,7 @@ enum Step {
 
 /// An active phase: from a wake-up until the connection is quiet again (or ends).
 /// `first` on the phase right after CONNECT.
-async fn activate<S: AsyncRead + AsyncWrite>(
-    mut link: Box<Link<S>>,
-    first: bool,
-) -> (Box<Link<S>>, Step) {
+async fn activate<S: Duplex>(mut link: Box<Link<S>>, first: bool) -> (Box<Link<S>>, Step) {
     let Link { conn, io } = &mut *link;
     if first {
         Stats::incr(&conn.broker.stats.clients_connected);
@@ -263,7 +254,7 @@ async fn activate<S: AsyncRead + AsyncWrite>(
 }
 
 /// The end of a connection: DISCONNECT when due, flush, close, then the session.
-async fn close<S: AsyncRead + AsyncWrite>(mut link: Box<Link<S>>, end: End) {
+async fn close<S: Duplex>(mut link: Box<Link<S>>, end: End) {
     let Link { conn, io } = &mut *link;
     match &end {
         End::Failed(e) => {
@@ -297,7 +288,7 @@ async fn close<S: AsyncRead + AsyncWrite>(mut link: Box<Link<S>>, end: End) {
         conn.flush_held(io).await;
         let _ = timeout(FLUSH_TIMEOUT, io.flush(&conn.broker)).await;
     }
-    let _ = io.writer.shutdown().await;
+    let _ = io.stream.halves().1.shutdown().await;
     Stats::decr(&conn.broker.stats.clients_connected);
     let Link { conn, io } = *link;
     drop(io);
@@ -307,7 +298,7 @@ async fn close<S: AsyncRead + AsyncWrite>(mut link: Box<Link<S>>, end: End) {
 }
 
 /// MQTT 5 only: the server may send DISCONNECT before closing [MQTT-3.14.0-1].
-fn send_disconnect<S: AsyncRead + AsyncWrite>(
+fn send_disconnect<S: Duplex>(
     conn: &mut Conn,
     io: &mut Io<S>,
     reason: ReasonCode,
@@ -328,19 +319,42 @@ fn send_disconnect<S: AsyncRead + AsyncWrite>(
     }));
 }
 
+/// What woke the active event loop.
+enum Event {
+    Stop(Stop),
+    Stored,
+    Wrote(std::io::Result<usize>),
+    Read(std::io::Result<usize>),
+    Delivery(Option<crate::message::Delivery>),
+}
+
 /// The active event loop: returns [`Step::Park`] once a wake-up leaves nothing to write,
 /// nothing held for the store and nothing pending.
-async fn event_loop<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) -> Step {
+async fn event_loop<S: Duplex>(conn: &mut Conn, io: &mut Io<S>) -> Step {
     let control = Arc::clone(&conn.control);
     let store = conn.broker.store.clone();
     loop {
         let can_pull = conn.can_pull(io);
         let held = conn.held_front();
         io.prepare_read();
-        tokio::select! {
-            biased;
-            // Takeover, shutdown, keep alive and credential expiry (`Broker::deadlines`).
-            stop = poll_fn(|cx| control.poll_stop(cx)) => {
+        // The socket's halves are borrowed for the wait only; what woke the loop is
+        // handled after it, with the whole connection at hand.
+        let event = {
+            let (mut reader, mut writer) = io.stream.halves();
+            tokio::select! {
+                biased;
+                // Takeover, shutdown, keep alive and credential expiry (`Broker::deadlines`).
+                stop = poll_fn(|cx| control.poll_stop(cx)) => Event::Stop(stop),
+                // Boxed, and only while a packet is held: the wait is 224 bytes.
+                _ = OptionFuture::from(held.map(|t| Box::pin(store.wait(t)))), if held.is_some() => Event::Stored,
+                res = write_some(&mut writer, &mut io.wbuf, &mut io.unflushed), if !io.wbuf.is_empty() || io.unflushed => Event::Wrote(res),
+                // Backpressure: a client that does not read its acknowledgements is not read either.
+                res = reader.read_buf(&mut io.rbuf), if io.wbuf.len() < 4 * conn.broker.config.limits.write_buffer_high_water_bytes => Event::Read(res),
+                delivery = conn.outbox_rx.recv(), if can_pull => Event::Delivery(delivery),
+            }
+        };
+        match event {
+            Event::Stop(stop) => {
                 return Step::End(match stop {
                     Stop::Shutdown => {
                         conn.drain_for_shutdown(io);
@@ -351,43 +365,32 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) 
                     Stop::CredentialsExpired => End::CredentialsExpired,
                 });
             }
-            // Boxed, and only while a packet is held: the wait is 224 bytes.
-            _ = OptionFuture::from(held.map(|t| Box::pin(store.wait(t)))), if held.is_some() => {
+            Event::Stored => {
                 if let Some(end) = conn.release_held(io) {
                     return Step::End(end);
                 }
             }
-            res = write_some(&mut io.writer, &mut io.wbuf, &mut io.unflushed), if !io.wbuf.is_empty() || io.unflushed => {
-                match res {
-                    Ok(n) => Stats::add(&conn.broker.stats.bytes_sent, n as u64),
-                    Err(e) => return Step::End(End::Io(e)),
+            Event::Wrote(Ok(n)) => Stats::add(&conn.broker.stats.bytes_sent, n as u64),
+            Event::Wrote(Err(e)) => return Step::End(End::Io(e)),
+            Event::Read(Ok(0)) => return Step::End(End::Closed),
+            Event::Read(Ok(n)) => {
+                Stats::add(&conn.broker.stats.bytes_received, n as u64);
+                if let Some(end) = Box::pin(decode_all(conn, io)).await {
+                    return Step::End(end);
                 }
+                io.settle_read(n);
             }
-            // Backpressure: a client that does not read its acknowledgements is not read either.
-            res = io.reader.read_buf(&mut io.rbuf), if io.wbuf.len() < 4 * conn.broker.config.limits.write_buffer_high_water_bytes => {
-                match res {
-                    Ok(0) => return Step::End(End::Closed),
-                    Ok(n) => {
-                        Stats::add(&conn.broker.stats.bytes_received, n as u64);
-                        if let Some(end) = Box::pin(decode_all(conn, io)).await {
-                            return Step::End(end);
-                        }
-                        io.settle_read(n);
+            Event::Read(Err(e)) => return Step::End(End::Io(e)),
+            Event::Delivery(None) => {}
+            Event::Delivery(Some(d)) => {
+                conn.deliver(io, d);
+                let mut n = 1;
+                while n < OUTBOX_BATCH && conn.can_pull(io) {
+                    match conn.outbox_rx.try_recv() {
+                        Ok(d) => conn.deliver(io, d),
+                        Err(_) => break,
                     }
-                    Err(e) => return Step::End(End::Io(e)),
-                }
-            }
-            delivery = conn.outbox_rx.recv(), if can_pull => {
-                if let Some(d) = delivery {
-                    conn.deliver(io, d);
-                    let mut n = 1;
-                    while n < OUTBOX_BATCH && conn.can_pull(io) {
-                        match conn.outbox_rx.try_recv() {
-                            Ok(d) => conn.deliver(io, d),
-                            Err(_) => break,
-                        }
-                        n += 1;
-                    }
+                    n += 1;
                 }
             }
         }
@@ -404,7 +407,7 @@ async fn event_loop<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) 
 /// about as much as the rest of a message's way through the broker, so a busy client
 /// pays for one call per read rather than one per message. Anything else in between
 /// (and the end of the buffer) completes the run first, so answers keep their order.
-async fn decode_all<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) -> Option<End> {
+async fn decode_all<S: Duplex>(conn: &mut Conn, io: &mut Io<S>) -> Option<End> {
     let batching = conn.broker.plugins_have(Hook::Publish);
     let mut run: Vec<Accepted> = Vec::new();
     loop {
@@ -463,7 +466,7 @@ async fn decode_all<S: AsyncRead + AsyncWrite>(conn: &mut Conn, io: &mut Io<S>) 
 }
 
 /// Runs the hooks of the PUBLISH packets accepted so far and answers them.
-async fn complete_run<S: AsyncRead + AsyncWrite>(
+async fn complete_run<S: Duplex>(
     conn: &mut Conn,
     io: &mut Io<S>,
     run: &mut Vec<Accepted>,
@@ -485,16 +488,16 @@ async fn complete_run<S: AsyncRead + AsyncWrite>(
 #[cfg(test)]
 mod buffer_tests {
     use super::*;
+    use crate::transport::Split;
 
-    fn io() -> Io<tokio::io::DuplexStream> {
+    fn io() -> Io<Split<tokio::io::DuplexStream>> {
         let (a, _b) = tokio::io::duplex(64);
-        let (reader, writer) = tokio::io::split(a);
-        Io::new(reader, writer, Codec::new(1 << 20))
+        Io::new(Split::new(a), Codec::new(1 << 20))
     }
 
     /// A read of `n` bytes into the room `prepare_read` made, then decoding, which
     /// takes whole packets off the front (the message payloads keep their slices).
-    fn read(io: &mut Io<tokio::io::DuplexStream>, n: usize, decoded: usize) {
+    fn read(io: &mut Io<Split<tokio::io::DuplexStream>>, n: usize, decoded: usize) {
         io.prepare_read();
         let n = n.min(io.read_room as usize);
         io.rbuf.extend_from_slice(&vec![0u8; n]);

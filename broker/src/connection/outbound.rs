@@ -4,7 +4,6 @@
 use std::time::Instant;
 
 use bytestring::ByteString;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Io;
 use super::inbound::ack;
@@ -15,6 +14,7 @@ use crate::message::Delivery;
 use crate::session::InflightState;
 use crate::stats::Stats;
 use crate::store::{Op, Ticket};
+use crate::transport::Duplex;
 use crate::types::{PacketId, ProtocolVersion, QoS, ReasonCode};
 
 impl Conn {
@@ -30,7 +30,7 @@ impl Conn {
     }
 
     /// Sends locally queued deliveries (retained messages) while there is capacity.
-    pub(crate) fn fill_from_pending<S: AsyncRead + AsyncWrite>(&mut self, io: &mut Io<S>) {
+    pub(crate) fn fill_from_pending<S: Duplex>(&mut self, io: &mut Io<S>) {
         while self.has_capacity(io) {
             let Some(d) = self.pending.pop_front() else {
                 break;
@@ -40,7 +40,7 @@ impl Conn {
     }
 
     /// On shutdown: move what the window allows from the outbox into the write buffer.
-    pub(crate) fn drain_for_shutdown<S: AsyncRead + AsyncWrite>(&mut self, io: &mut Io<S>) {
+    pub(crate) fn drain_for_shutdown<S: Duplex>(&mut self, io: &mut Io<S>) {
         self.fill_from_pending(io);
         while self.can_pull(io) {
             match self.outbox_rx.try_recv() {
@@ -51,7 +51,7 @@ impl Conn {
     }
 
     /// Encodes one delivery as PUBLISH.
-    pub(crate) fn deliver<S: AsyncRead + AsyncWrite>(&mut self, io: &mut Io<S>, d: Delivery) {
+    pub(crate) fn deliver<S: Duplex>(&mut self, io: &mut Io<S>, d: Delivery) {
         let now = Instant::now();
         if d.message.is_expired(now) {
             // [MQTT-3.3.2-5] an expired message is not delivered
@@ -145,7 +145,7 @@ impl Conn {
 
     /// [MQTT-4.4.0-1] after a reconnect, resend unacknowledged PUBLISH with DUP set and
     /// PUBREL for those already PUBREC'd, in their original order.
-    pub(crate) fn resend_inflight<S: AsyncRead + AsyncWrite>(&mut self, io: &mut Io<S>) {
+    pub(crate) fn resend_inflight<S: Duplex>(&mut self, io: &mut Io<S>) {
         let now = Instant::now();
         for f in self.session.outbound.iter() {
             match f.state {

@@ -25,12 +25,13 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep, sleep};
 use tracing::Span;
 
 use super::{End, Io, Link, READ_BUFFER_MIN, Step, close};
 use crate::stats::Stats;
+use crate::transport::Duplex;
 
 /// How long a parked connection keeps its active phase's allocation for the next
 /// wake-up. Short: while clients connect by the thousand, the warm ones' memory adds up
@@ -81,7 +82,7 @@ impl<S, H, A, F> Task<S, H, A, F> {
 
 impl<S, H, A, F> Future for Task<S, H, A, F>
 where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: Duplex,
     H: Future<Output = Option<Box<Link<S>>>>,
     A: Fn(Box<Link<S>>, bool) -> F + Unpin,
     F: Future<Output = (Box<Link<S>>, Step)>,
@@ -170,10 +171,7 @@ fn release_read_buffer<S>(io: &mut Io<S>) {
 /// Polls a parked connection's wake-up sources: `Ready(None)` when something is to be
 /// handled (the stop signal, a delivery, bytes read into the buffer), `Ready(Some)` when
 /// the socket ended or failed.
-fn poll_wake<S: AsyncRead + AsyncWrite>(
-    link: &mut Link<S>,
-    cx: &mut Context<'_>,
-) -> Poll<Option<End>> {
+fn poll_wake<S: Duplex>(link: &mut Link<S>, cx: &mut Context<'_>) -> Poll<Option<End>> {
     let Link { conn, io } = link;
     if conn.control.poll_stop(cx).is_ready() {
         return Poll::Ready(None);
@@ -198,7 +196,7 @@ fn poll_wake<S: AsyncRead + AsyncWrite>(
 /// Most reads of a busy connection happen here, so a read that fills its room grows
 /// the next one, as in the active loop (without that, reads stayed at 128 bytes and
 /// p2p QoS 1 wrote 3.6 messages per `writev` instead of 40, at half the throughput).
-fn poll_read<S: AsyncRead>(io: &mut Io<S>, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+fn poll_read<S: Duplex>(io: &mut Io<S>, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
     let n = ready!(poll_read_once(io, cx))?;
     if n > 0 {
         io.settle_read(n);
@@ -206,18 +204,17 @@ fn poll_read<S: AsyncRead>(io: &mut Io<S>, cx: &mut Context<'_>) -> Poll<std::io
     Poll::Ready(Ok(n))
 }
 
-fn poll_read_once<S: AsyncRead>(
-    io: &mut Io<S>,
-    cx: &mut Context<'_>,
-) -> Poll<std::io::Result<usize>> {
+fn poll_read_once<S: Duplex>(io: &mut Io<S>, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
     if io.rbuf.capacity() > 0 {
         io.prepare_read();
-        return tokio_util::io::poll_read_buf(Pin::new(&mut io.reader), cx, &mut io.rbuf);
+        let (mut reader, _) = io.stream.halves();
+        return tokio_util::io::poll_read_buf(Pin::new(&mut reader), cx, &mut io.rbuf);
     }
     io.read_room = READ_BUFFER_MIN as u32;
     let mut stack = [MaybeUninit::<u8>::uninit(); READ_BUFFER_MIN];
     let mut buf = ReadBuf::uninit(&mut stack);
-    ready!(Pin::new(&mut io.reader).poll_read(cx, &mut buf))?;
+    let (mut reader, _) = io.stream.halves();
+    ready!(Pin::new(&mut reader).poll_read(cx, &mut buf))?;
     let read = buf.filled();
     if !read.is_empty() {
         io.rbuf = BytesMut::with_capacity(READ_BUFFER_MIN);
@@ -234,11 +231,11 @@ mod tests {
 
     use super::*;
     use crate::codec::Codec;
+    use crate::transport::Split;
 
-    fn io() -> (Io<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
+    fn io() -> (Io<Split<tokio::io::DuplexStream>>, tokio::io::DuplexStream) {
         let (a, b) = tokio::io::duplex(1 << 16);
-        let (reader, writer) = tokio::io::split(a);
-        (Io::new(reader, writer, Codec::new(1 << 20)), b)
+        (Io::new(Split::new(a), Codec::new(1 << 20)), b)
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ pub mod ws;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
 use crate::config::{ListenerConfig, ListenerProtocol};
@@ -25,6 +25,57 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 
 /// A stream behind a vtable: TLS over PROXY over TCP and the like.
 pub type BoxStream = Box<dyn Stream>;
+
+/// A byte stream whose reading and writing halves a connection uses at once (a read
+/// and a write are in flight together in its event loop).
+///
+/// A plain TCP stream splits by borrowing: no allocation and no lock per poll. Other
+/// streams are split once, when they are served ([`Split`]).
+pub trait Duplex: Send + 'static {
+    /// The reading half, borrowed.
+    type Reader<'a>: AsyncRead + Unpin + Send
+    where
+        Self: 'a;
+    /// The writing half, borrowed.
+    type Writer<'a>: AsyncWrite + Unpin + Send
+    where
+        Self: 'a;
+    /// Both halves.
+    fn halves(&mut self) -> (Self::Reader<'_>, Self::Writer<'_>);
+}
+
+impl Duplex for TcpStream {
+    type Reader<'a> = tokio::net::tcp::ReadHalf<'a>;
+    type Writer<'a> = tokio::net::tcp::WriteHalf<'a>;
+
+    fn halves(&mut self) -> (Self::Reader<'_>, Self::Writer<'_>) {
+        self.split()
+    }
+}
+
+/// Any other stream, split once into two halves that share it behind a lock
+/// (`tokio::io::split`: one allocation per connection).
+pub struct Split<S> {
+    reader: ReadHalf<S>,
+    writer: WriteHalf<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite> Split<S> {
+    /// Splits `stream`.
+    pub fn new(stream: S) -> Self {
+        let (reader, writer) = tokio::io::split(stream);
+        Split { reader, writer }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + 'static> Duplex for Split<S> {
+    type Reader<'a> = &'a mut ReadHalf<S>;
+    type Writer<'a> = &'a mut WriteHalf<S>;
+
+    fn halves(&mut self) -> (Self::Reader<'_>, Self::Writer<'_>) {
+        (&mut self.reader, &mut self.writer)
+    }
+}
 
 /// Where a connection comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

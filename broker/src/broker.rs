@@ -208,9 +208,11 @@ impl Broker {
 
     /// Removes every subscription of a session that has ended, and its stored state.
     pub fn end_session(&self, stored: &crate::session::Session) {
-        for sub in stored.subscriptions.values() {
-            self.router
-                .unsubscribe(&stored.client_id, sub.share_group.as_ref(), &sub.filter);
+        for key in stored.subscriptions.iter().map(|(key, _)| key) {
+            if let Some((group, filter)) = crate::session::SessionSubscription::target(key) {
+                self.router
+                    .unsubscribe(&stored.client_id, group.as_ref(), &filter);
+            }
         }
         if stored.durable.generation().is_some() {
             stored.durable.set(None);

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::broker::Broker;
 use crate::registry::{DelayedWill, StoredSession};
 use crate::router::Subscriber;
-use crate::session::Session;
+use crate::session::{Session, SessionSubscription};
 use crate::store::Snapshot;
 use crate::store::record::{self, unix_ms_to_instant};
 
@@ -50,10 +50,13 @@ pub fn restore(broker: &Broker, snapshot: Snapshot) -> Restored {
             let Ok((key, sub)) = s.into_subscription() else {
                 continue;
             };
+            let Some((group, filter)) = SessionSubscription::target(&key) else {
+                continue;
+            };
             broker.router.subscribe(
                 &client,
-                sub.share_group.as_ref(),
-                &sub.filter,
+                group.as_ref(),
+                &filter,
                 Subscriber {
                     outbox: tx.clone(),
                     options: sub.options,

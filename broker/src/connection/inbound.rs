@@ -509,8 +509,6 @@ impl Conn {
             self.session.subscriptions.insert(
                 raw,
                 SessionSubscription {
-                    share_group: group.clone(),
-                    filter: filter.clone(),
                     options,
                     subscription_id: sub_id,
                 },

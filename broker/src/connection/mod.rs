@@ -595,9 +595,10 @@ mod size_tests {
         // `Control` holds the stop signal, the keep alive and the credential expiry;
         // 424 since the client record for plugins is kept inline and compact (it was a
         // separate 216-byte `Arc<ClientInfo>`); 448 since a session's single
-        // subscription is inline (it was a 112-byte vector) and its QoS 2 ids are boxed.
+        // subscription is inline (it was a 112-byte vector) and its QoS 2 ids are boxed;
+        // 384 since that subscription's share name and filter are read from its key.
         assert!(
-            std::mem::size_of::<super::Conn>() <= 448,
+            std::mem::size_of::<super::Conn>() <= 384,
             "Conn is {} bytes",
             std::mem::size_of::<super::Conn>()
         );

@@ -16,21 +16,32 @@ use bytestring::ByteString;
 
 use crate::codec::SubscriptionOptions;
 use crate::small_map::SmallMap;
-use crate::topic::TopicFilter;
+use crate::topic::{FilterKind, TopicFilter, parse_filter};
 use crate::types::{ClientId, PacketId};
 pub use outbound::{Inflight, InflightState, Outbound};
 
-/// One subscription as the session remembers it.
+/// One subscription as the session remembers it. Its share name and filter are in the
+/// key it is filed under, the filter text of SUBSCRIBE ([`SessionSubscription::target`]):
+/// kept beside it they were 64 more bytes in every session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionSubscription {
-    /// Share name for `$share/{group}/{filter}`, else `None`.
-    pub share_group: Option<ByteString>,
-    /// The filter without the `$share/{group}/` prefix.
-    pub filter: TopicFilter,
     /// Subscription options.
     pub options: SubscriptionOptions,
     /// MQTT 5 Subscription Identifier.
     pub subscription_id: Option<u32>,
+}
+
+impl SessionSubscription {
+    /// The share name (for `$share/{group}/{filter}`) and the filter of the subscription
+    /// filed under `key`. `None` for a key that is not a valid filter, which a session
+    /// never files (SUBSCRIBE's filters are parsed first).
+    pub fn target(key: &ByteString) -> Option<(Option<ByteString>, TopicFilter)> {
+        match parse_filter(key.clone()) {
+            Ok(FilterKind::Normal(filter)) => Some((None, filter)),
+            Ok(FilterKind::Shared { group, filter }) => Some((Some(group), filter)),
+            Err(_) => None,
+        }
+    }
 }
 
 /// Why an inbound QoS 2 PUBLISH was refused.
@@ -229,5 +240,18 @@ mod tests {
         s.inbound_qos2.extend([id(7), id(7), id(8)]);
         assert_eq!(s.inbound_qos2.len(), 2);
         assert!(s.inbound_qos2.contains(&id(7)) && !s.inbound_qos2.is_empty());
+    }
+
+    #[test]
+    fn a_subscription_s_share_name_and_filter_come_from_its_key() {
+        let (group, filter) = SessionSubscription::target(&"a/+/c".into()).unwrap();
+        assert_eq!((group, filter.as_str()), (None, "a/+/c"));
+        let (group, filter) = SessionSubscription::target(&"$share/g1/s/#".into()).unwrap();
+        assert_eq!((group.as_deref(), filter.as_str()), (Some("g1"), "s/#"));
+        // Not of the shared form: a normal filter [MQTT-4.8.2-1].
+        let (group, filter) = SessionSubscription::target(&"$sharefoo/x".into()).unwrap();
+        assert_eq!((group, filter.as_str()), (None, "$sharefoo/x"));
+        assert_eq!(SessionSubscription::target(&"$share/".into()), None);
+        assert_eq!(SessionSubscription::target(&"a/#/b".into()), None);
     }
 }

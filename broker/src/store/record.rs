@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{RetainHandling, SubscriptionOptions};
 use crate::message::{Delivery, Message, MessageProperties};
 use crate::session::{InflightState, SessionSubscription};
-use crate::topic::{TopicFilter, TopicName};
+use crate::topic::TopicName;
 use crate::types::{ClientId, QoS};
 
 /// The version byte in front of every record.
@@ -163,11 +163,17 @@ pub struct SubscriptionRecord {
 
 impl SubscriptionRecord {
     /// The record of one session subscription.
-    pub fn new(key: &str, s: &SessionSubscription) -> Self {
+    pub fn new(key: &ByteString, s: &SessionSubscription) -> Self {
+        // The share name and filter are written out as before (a store stays readable by
+        // the earlier release); reading takes them from the key.
+        let (share_group, filter) = match SessionSubscription::target(key) {
+            Some((group, filter)) => (group.map(|g| g.to_string()), filter.as_str().to_owned()),
+            None => (None, key.to_string()),
+        };
         SubscriptionRecord {
-            key: key.to_owned(),
-            share_group: s.share_group.as_ref().map(|g| g.to_string()),
-            filter: s.filter.as_str().to_owned(),
+            key: key.to_string(),
+            share_group,
+            filter,
             qos: s.options.qos.as_u8(),
             no_local: s.options.no_local,
             retain_as_published: s.options.retain_as_published,
@@ -184,13 +190,13 @@ impl SubscriptionRecord {
             2 => RetainHandling::Never,
             _ => return Err(DecodeError::Invalid("retain_handling")),
         };
-        let filter =
-            TopicFilter::new(self.filter).map_err(|_| DecodeError::Invalid("topic filter"))?;
+        let key = ByteString::from(self.key);
+        if SessionSubscription::target(&key).is_none() {
+            return Err(DecodeError::Invalid("topic filter"));
+        }
         Ok((
-            ByteString::from(self.key),
+            key,
             SessionSubscription {
-                share_group: self.share_group.map(ByteString::from),
-                filter,
                 options: SubscriptionOptions {
                     qos: QoS::from_u8(self.qos).ok_or(DecodeError::Invalid("qos"))?,
                     no_local: self.no_local,

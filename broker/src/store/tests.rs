@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use figment::value::magic::RelativePathBuf;
 
 use super::record::{self, MessageRecord, SessionRecord, SubscriptionRecord};
@@ -12,7 +13,6 @@ use super::*;
 use crate::codec::{RetainHandling, SubscriptionOptions};
 use crate::message::MessageProperties;
 use crate::session::SessionSubscription;
-use crate::topic::TopicFilter;
 use crate::types::QoS;
 
 fn config(dir: &Path) -> StorageConfig {
@@ -46,8 +46,6 @@ fn delivery(m: Message, qos: QoS) -> Delivery {
 
 fn session_record(generation: u64, offline_since_ms: Option<u64>, expiry: u32) -> SessionRecord {
     let sub = SessionSubscription {
-        share_group: None,
-        filter: TopicFilter::new("a/+").unwrap(),
         options: SubscriptionOptions {
             qos: QoS::ExactlyOnce,
             no_local: true,
@@ -59,7 +57,7 @@ fn session_record(generation: u64, offline_since_ms: Option<u64>, expiry: u32) -
     SessionRecord {
         generation,
         expiry_interval_secs: expiry,
-        subscriptions: vec![SubscriptionRecord::new("a/+", &sub)],
+        subscriptions: vec![SubscriptionRecord::new(&"a/+".into(), &sub)],
         offline_since_ms,
         delayed_will: None,
         will: None,
@@ -260,6 +258,29 @@ async fn start_up_removes_what_expired_and_returns_due_wills() {
     assert_eq!(snap.removed, 0);
     assert!(snap.due_wills.is_empty(), "a will goes out once");
     store.close();
+}
+
+#[test]
+fn a_shared_subscription_record_comes_back_under_its_key_and_a_bad_key_is_refused() {
+    let sub = SessionSubscription {
+        options: SubscriptionOptions::default(),
+        subscription_id: None,
+    };
+    let key: ByteString = "$share/g/t/+".into();
+    let record = SubscriptionRecord::new(&key, &sub);
+    // Written as the earlier release wrote it: share name and filter beside the key.
+    let json = serde_json::to_value(&record).unwrap();
+    assert_eq!(
+        (json["share_group"].as_str(), json["filter"].as_str()),
+        (Some("g"), Some("t/+"))
+    );
+    let (back, back_sub) = record.into_subscription().unwrap();
+    assert_eq!((back, back_sub), (key, sub.clone()));
+    let bad = SubscriptionRecord::new(&"a/#/b".into(), &sub);
+    assert!(matches!(
+        bad.into_subscription(),
+        Err(record::DecodeError::Invalid("topic filter"))
+    ));
 }
 
 #[test]

@@ -144,7 +144,7 @@ where
                             // Cold: nothing woke it for a while.
                             *warm = None;
                             *cool = None;
-                            release_read_buffer(&mut link.io);
+                            release_buffers(&mut link.io);
                         }
                         return Poll::Pending;
                     }
@@ -161,10 +161,15 @@ where
 }
 
 /// A read buffer at its minimum size with nothing in it is given back (a parked read
-/// uses the stack; the next active phase allocates one again).
-fn release_read_buffer<S>(io: &mut Io<S>) {
+/// uses the stack; the next active phase allocates one again), and so is an empty
+/// write buffer (the next packet to send allocates one; the one that carried CONNACK
+/// and SUBACK stayed with every idle connection).
+fn release_buffers<S>(io: &mut Io<S>) {
     if io.rbuf.is_empty() && io.read_size as usize <= READ_BUFFER_MIN {
         io.rbuf = BytesMut::new();
+    }
+    if io.wbuf.is_empty() {
+        io.wbuf = BytesMut::new();
     }
 }
 
@@ -241,7 +246,7 @@ mod tests {
     #[tokio::test]
     async fn a_parked_read_without_a_buffer_goes_through_the_stack_and_keeps_every_byte() {
         let (mut io, mut client) = io();
-        release_read_buffer(&mut io);
+        release_buffers(&mut io);
         assert_eq!(
             io.rbuf.capacity(),
             0,
@@ -278,9 +283,26 @@ mod tests {
     #[tokio::test]
     async fn the_end_of_the_stream_is_a_read_of_nothing() {
         let (mut io, client) = io();
-        release_read_buffer(&mut io);
+        release_buffers(&mut io);
         drop(client);
         assert_eq!(poll_fn(|cx| poll_read(&mut io, cx)).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn going_cold_gives_back_empty_buffers_and_keeps_unsent_bytes() {
+        let (mut io, _client) = io();
+        io.wbuf.extend_from_slice(b"CONNACK");
+        let _sent = io.wbuf.split();
+        assert!(io.wbuf.capacity() > 0, "written out, still allocated");
+        release_buffers(&mut io);
+        assert_eq!((io.rbuf.capacity(), io.wbuf.capacity()), (0, 0));
+        io.wbuf.extend_from_slice(b"unsent");
+        io.rbuf.extend_from_slice(b"undecoded");
+        release_buffers(&mut io);
+        assert_eq!(
+            (&io.wbuf[..], &io.rbuf[..]),
+            (&b"unsent"[..], &b"undecoded"[..])
+        );
     }
 
     #[test]

@@ -91,7 +91,8 @@ async fn accept<S: Duplex>(
         );
         (ClientId::new(id.clone()), Some(ByteString::from(id)))
     } else {
-        (ClientId::new(connect.client_id.clone()), None)
+        // The id lives as long as the session (registry, router, store).
+        (ClientId::new(super::detached(&connect.client_id)), None)
     };
     let mut client = client_info(&connect, &client_id, peer, listener);
     let entries = broker.auth_chain(listener);

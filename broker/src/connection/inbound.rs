@@ -462,6 +462,8 @@ impl Conn {
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
         for (raw, options) in s.filters {
+            // The filter lives as long as the subscription.
+            let raw = super::detached(&raw);
             let (group, filter) = match parse_filter(raw.clone()) {
                 Ok(FilterKind::Normal(f)) => (None, f),
                 Ok(FilterKind::Shared { group, filter }) => (Some(group), filter),

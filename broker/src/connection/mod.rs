@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use bytestring::ByteString;
 use futures_util::future::OptionFuture;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, timeout};
@@ -251,6 +252,13 @@ async fn activate<S: Duplex>(mut link: Box<Link<S>>, first: bool) -> (Box<Link<S
     }
     let step = event_loop(conn, io).await;
     (link, step)
+}
+
+/// A copy of `s` in its own allocation, for what a connection keeps past the packet it
+/// came in: decoded strings are slices of the read buffer, and one kept slice keeps the
+/// whole buffer (128 bytes or more) allocated, after an idle connection gave it back.
+fn detached(s: &ByteString) -> ByteString {
+    ByteString::from(&**s)
 }
 
 /// The end of a connection: DISCONNECT when due, flush, close, then the session.
@@ -489,6 +497,19 @@ async fn complete_run<S: Duplex>(
 mod buffer_tests {
     use super::*;
     use crate::transport::Split;
+
+    #[test]
+    fn a_detached_string_does_not_keep_the_read_buffer() {
+        let buffer = bytes::Bytes::from(vec![b'x'; 128]);
+        let slice = ByteString::try_from(buffer.slice(10..20)).unwrap();
+        let kept = detached(&slice);
+        assert_eq!(kept, slice);
+        let range = buffer.as_ptr_range();
+        assert!(
+            !range.contains(&kept.as_bytes().as_ptr()),
+            "the copy is outside the buffer, which can be freed"
+        );
+    }
 
     fn io() -> Io<Split<tokio::io::DuplexStream>> {
         let (a, _b) = tokio::io::duplex(64);

@@ -143,7 +143,7 @@ impl Router {
     pub fn len(&self) -> usize {
         let index = self.read();
         let mut shared = 0;
-        index.shared.for_each(|_, _, g| shared += g.members.len());
+        index.shared.for_each(|_, g| shared += g.members.len());
         index.normal.len() + shared
     }
 
@@ -157,30 +157,28 @@ impl Router {
     pub fn route(&self, message: &Arc<Message>, store: &Store) -> RouteOutcome {
         let index = self.read();
         let mut pending: Vec<Pending<'_>> = Vec::new();
-        index
-            .normal
-            .for_each_match(&message.topic, |_, client, sub| {
-                // [MQTT-3.8.3-3] No Local: never back to the publisher.
-                if sub.options.no_local && message.publisher.as_ref() == Some(client) {
-                    return;
+        index.normal.for_each_match(&message.topic, |client, sub| {
+            // [MQTT-3.8.3-3] No Local: never back to the publisher.
+            if sub.options.no_local && message.publisher.as_ref() == Some(client) {
+                return;
+            }
+            let qos = message.qos.min(sub.options.qos);
+            match pending.iter_mut().find(|p| p.client == client) {
+                Some(p) => {
+                    p.qos = p.qos.max(qos);
+                    p.retain_as_published |= sub.options.retain_as_published;
+                    p.subscription_ids.extend(sub.subscription_id);
                 }
-                let qos = message.qos.min(sub.options.qos);
-                match pending.iter_mut().find(|p| p.client == client) {
-                    Some(p) => {
-                        p.qos = p.qos.max(qos);
-                        p.retain_as_published |= sub.options.retain_as_published;
-                        p.subscription_ids.extend(sub.subscription_id);
-                    }
-                    None => pending.push(Pending {
-                        client,
-                        outbox: &sub.outbox,
-                        durable: &sub.durable,
-                        qos,
-                        retain_as_published: sub.options.retain_as_published,
-                        subscription_ids: sub.subscription_id.into_iter().collect(),
-                    }),
-                }
-            });
+                None => pending.push(Pending {
+                    client,
+                    outbox: &sub.outbox,
+                    durable: &sub.durable,
+                    qos,
+                    retain_as_published: sub.options.retain_as_published,
+                    subscription_ids: sub.subscription_id.into_iter().collect(),
+                }),
+            }
+        });
         let mut outcome = RouteOutcome::default();
         // The message's id in the store, taken by its first durable delivery.
         let mut message_id = None;
@@ -203,7 +201,7 @@ impl Router {
                 delivery,
             );
         }
-        index.shared.for_each_match(&message.topic, |_, _, group| {
+        index.shared.for_each_match(&message.topic, |_, group| {
             route_shared(group, message, store, &mut message_id, &mut outcome);
         });
         outcome

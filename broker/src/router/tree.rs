@@ -23,8 +23,9 @@ pub struct SubscriptionTree<K, V> {
 }
 
 /// All entries of one filter. A slot exists only while it holds at least one entry.
+/// The filter itself is the path to it (nobody asks a match for its filter): kept here
+/// it was 32 more bytes per subscribed filter.
 struct Slot<K, V> {
-    filter: TopicFilter,
     entries: SmallMap<K, V>,
 }
 
@@ -189,7 +190,6 @@ impl<K: Eq + Hash + Clone, V> SubscriptionTree<K, V> {
         }
         let slot = node.slot_mut(end).get_or_insert_with(|| {
             Box::new(Slot {
-                filter: filter.clone(),
                 entries: SmallMap::new(),
             })
         });
@@ -270,8 +270,8 @@ impl<K: Eq + Hash + Clone, V> SubscriptionTree<K, V> {
         node.slot_mut(end).as_mut()?.entries.get_mut(key)
     }
 
-    /// Calls `f` for every (filter, key, value) in the tree, in no particular order.
-    pub fn for_each(&self, mut f: impl FnMut(&TopicFilter, &K, &V)) {
+    /// Calls `f` for every (key, value) in the tree, in no particular order.
+    pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
         let mut stack = vec![&self.root];
         while let Some(node) = stack.pop() {
             report(node.here.as_deref(), &mut f);
@@ -281,13 +281,9 @@ impl<K: Eq + Hash + Clone, V> SubscriptionTree<K, V> {
         }
     }
 
-    /// Calls `f` for every (filter, key, value) whose filter matches `topic`. A key is reported
+    /// Calls `f` for every (key, value) whose filter matches `topic`. A key is reported
     /// once per matching filter, so the same key may appear several times.
-    pub fn for_each_match<'s>(
-        &'s self,
-        topic: &TopicName,
-        mut f: impl FnMut(&'s TopicFilter, &'s K, &'s V),
-    ) {
+    pub fn for_each_match<'s>(&'s self, topic: &TopicName, mut f: impl FnMut(&'s K, &'s V)) {
         let mut levels = topic.as_str().split('/');
         // [MQTT-4.7.2-1]: `#` and `+` at the first level do not match `$` topics
         let system = topic.is_system();
@@ -349,13 +345,10 @@ fn branch<'n, 't, K, V>(
     }
 }
 
-fn report<'s, K, V>(
-    slot: Option<&'s Slot<K, V>>,
-    f: &mut impl FnMut(&'s TopicFilter, &'s K, &'s V),
-) {
+fn report<'s, K, V>(slot: Option<&'s Slot<K, V>>, f: &mut impl FnMut(&'s K, &'s V)) {
     if let Some(slot) = slot {
         for (key, value) in &slot.entries {
-            f(&slot.filter, key, value);
+            f(key, value);
         }
     }
 }
@@ -389,10 +382,18 @@ mod tests {
         TopicName::new(s).unwrap()
     }
 
+    /// A test tree's values are the filters they were filed under, so that a match
+    /// tells which filter it came through.
+    type Tree = SubscriptionTree<u8, String>;
+
+    fn sub(tree: &mut Tree, f: &str, k: u8) -> Option<String> {
+        tree.insert(&filter(f), k, f.to_owned())
+    }
+
     /// (filter, key) pairs matching `name`, sorted for comparison.
-    fn matched<V>(tree: &SubscriptionTree<u8, V>, name: &str) -> Vec<(String, u8)> {
+    fn matched(tree: &Tree, name: &str) -> Vec<(String, u8)> {
         let mut out = Vec::new();
-        tree.for_each_match(&topic(name), |f, k, _| out.push((f.to_string(), *k)));
+        tree.for_each_match(&topic(name), |k, f| out.push((f.clone(), *k)));
         out.sort();
         out
     }
@@ -412,8 +413,8 @@ mod tests {
     #[test]
     fn a_node_gives_its_child_table_back_with_its_last_child() {
         let mut tree = SubscriptionTree::new();
-        tree.insert(&filter("a/b"), 1u8, ());
-        tree.insert(&filter("a/c"), 2u8, ());
+        sub(&mut tree, "a/b", 1u8);
+        sub(&mut tree, "a/c", 2u8);
         tree.remove(&filter("a/b"), &1);
         assert!(
             tree.root
@@ -455,7 +456,7 @@ mod tests {
             "+/+/+",
             "other",
         ] {
-            tree.insert(&filter(f), 7u8, ());
+            sub(&mut tree, f, 7u8);
         }
         let expected = [
             ("sport/tennis/player1", 7),
@@ -470,8 +471,8 @@ mod tests {
     #[test]
     fn hash_matches_parent_level() {
         let mut tree = SubscriptionTree::new();
-        tree.insert(&filter("sport/#"), 1u8, ());
-        tree.insert(&filter("sport/+"), 2, ());
+        sub(&mut tree, "sport/#", 1u8);
+        sub(&mut tree, "sport/+", 2);
         assert_eq!(matched(&tree, "sport"), pairs(&[("sport/#", 1)]));
         assert_eq!(
             matched(&tree, "sport/"),
@@ -488,7 +489,7 @@ mod tests {
             ("$SYS/#", 3),
             ("$SYS/monitor/+", 4),
         ] {
-            tree.insert(&filter(f), k, ());
+            sub(&mut tree, f, k);
         }
         assert_eq!(
             matched(&tree, "$SYS/monitor/Clients"),
@@ -510,7 +511,7 @@ mod tests {
             ("/finance", 4),
             ("finance", 5),
         ] {
-            tree.insert(&filter(f), k, ());
+            sub(&mut tree, f, k);
         }
         assert_eq!(
             matched(&tree, "/finance"),
@@ -521,22 +522,22 @@ mod tests {
     #[test]
     fn remove_prunes_and_keeps_siblings() {
         let mut tree = SubscriptionTree::new();
-        tree.insert(&filter("a/b/c"), 1u8, 10);
-        tree.insert(&filter("a/b/c"), 2, 20);
-        tree.insert(&filter("a/#"), 1, 30);
-        tree.insert(&filter("a/+/c"), 1, 40);
+        sub(&mut tree, "a/b/c", 1);
+        sub(&mut tree, "a/b/c", 2);
+        sub(&mut tree, "a/#", 1);
+        sub(&mut tree, "a/+/c", 1);
         assert_eq!(tree.remove(&filter("a/b/c"), &3), None);
         assert_eq!(tree.remove(&filter("a/b"), &1), None);
-        assert_eq!(tree.remove(&filter("a/b/c"), &1), Some(10));
+        assert_eq!(tree.remove(&filter("a/b/c"), &1).as_deref(), Some("a/b/c"));
         assert_eq!(tree.remove(&filter("a/b/c"), &1), None);
         assert_eq!(
             matched(&tree, "a/b/c"),
             pairs(&[("a/b/c", 2), ("a/#", 1), ("a/+/c", 1)])
         );
-        assert_eq!(tree.remove(&filter("a/b/c"), &2), Some(20));
-        assert_eq!(tree.remove(&filter("a/#"), &1), Some(30));
+        assert_eq!(tree.remove(&filter("a/b/c"), &2).as_deref(), Some("a/b/c"));
+        assert_eq!(tree.remove(&filter("a/#"), &1).as_deref(), Some("a/#"));
         assert_eq!(matched(&tree, "a/b/c"), pairs(&[("a/+/c", 1)]));
-        assert_eq!(tree.remove(&filter("a/+/c"), &1), Some(40));
+        assert_eq!(tree.remove(&filter("a/+/c"), &1).as_deref(), Some("a/+/c"));
         assert!(tree.is_empty());
         assert!(tree.root.is_empty());
     }
@@ -545,13 +546,13 @@ mod tests {
     fn get_mut_updates_in_place_and_for_each_visits_all() {
         let mut tree = SubscriptionTree::new();
         for (f, k) in [("a", 1u8), ("a/#", 1), ("+/b", 2), ("#", 3)] {
-            tree.insert(&filter(f), k, 0u32);
+            tree.insert(&filter(f), k, (f, 0u32));
         }
-        *tree.get_mut(&filter("+/b"), &2).unwrap() = 7;
+        tree.get_mut(&filter("+/b"), &2).unwrap().1 = 7;
         assert_eq!(tree.get_mut(&filter("+/b"), &1), None);
-        assert_eq!(tree.get(&filter("+/b"), &2), Some(&7));
+        assert_eq!(tree.get(&filter("+/b"), &2), Some(&("+/b", 7)));
         let mut all = Vec::new();
-        tree.for_each(|f, k, v| all.push((f.to_string(), *k, *v)));
+        tree.for_each(|k, (f, v)| all.push((f.to_string(), *k, *v)));
         all.sort();
         let expected = [("#", 3, 0), ("+/b", 2, 7), ("a", 1, 0), ("a/#", 1, 0)];
         assert_eq!(all, expected.map(|(f, k, v)| (f.to_owned(), k, v)));
@@ -560,11 +561,11 @@ mod tests {
     #[test]
     fn root_hash_filter_is_removable() {
         let mut tree = SubscriptionTree::new();
-        tree.insert(&filter("#"), 1u8, ());
-        tree.insert(&filter("a"), 1, ());
-        assert_eq!(tree.remove(&filter("#"), &1), Some(()));
+        sub(&mut tree, "#", 1u8);
+        sub(&mut tree, "a", 1);
+        assert_eq!(tree.remove(&filter("#"), &1).as_deref(), Some("#"));
         assert_eq!(matched(&tree, "a"), pairs(&[("a", 1)]));
-        assert_eq!(tree.remove(&filter("a"), &1), Some(()));
+        assert_eq!(tree.remove(&filter("a"), &1).as_deref(), Some("a"));
         assert!(tree.root.is_empty());
     }
 
@@ -574,11 +575,11 @@ mod tests {
         let deep = ["a"; 32_768].join("/");
         let deep_plus = ["+"; 32_768].join("/");
         let mut tree = SubscriptionTree::new();
-        tree.insert(&filter(&deep), 1u8, ());
-        tree.insert(&filter(&deep_plus), 2, ());
-        tree.insert(&filter(&format!("{}/#", &deep[..deep.len() - 2])), 3, ());
+        sub(&mut tree, &deep, 1u8);
+        sub(&mut tree, &deep_plus, 2);
+        sub(&mut tree, &format!("{}/#", &deep[..deep.len() - 2]), 3);
         assert_eq!(matched(&tree, &deep).len(), 3);
-        assert_eq!(tree.remove(&filter(&deep), &1), Some(()));
+        assert_eq!(tree.remove(&filter(&deep), &1), Some(deep.clone()));
         assert_eq!(matched(&tree, &deep).len(), 2);
         drop(tree);
     }
@@ -623,7 +624,7 @@ mod tests {
         ) {
             let mut tree = SubscriptionTree::new();
             for (f, k) in &subs {
-                tree.insert(&filter(f), *k, ());
+                sub(&mut tree, f, *k);
             }
             for name in &names {
                 let t = topic(name);
@@ -641,17 +642,18 @@ mod tests {
 
         #[test]
         fn insert_and_remove_agree_with_a_map(ops in prop::collection::vec(op_strategy(), 0..48)) {
-            let mut tree = SubscriptionTree::new();
+            // Values carry their filter, so that `for_each` can be checked against the model.
+            let mut tree: SubscriptionTree<u8, (String, u32)> = SubscriptionTree::new();
             let mut model: HashMap<(String, u8), u32> = HashMap::new();
             for op in ops {
                 match op {
                     Op::Insert(f, k, v) => {
-                        let got = tree.insert(&filter(&f), k, v);
+                        let got = tree.insert(&filter(&f), k, (f.clone(), v)).map(|(_, v)| v);
                         prop_assert_eq!(got, model.insert((f.clone(), k), v));
-                        prop_assert_eq!(tree.get(&filter(&f), &k), Some(&v));
+                        prop_assert_eq!(tree.get(&filter(&f), &k), Some(&(f.clone(), v)));
                     }
                     Op::Remove(f, k) => {
-                        let got = tree.remove(&filter(&f), &k);
+                        let got = tree.remove(&filter(&f), &k).map(|(_, v)| v);
                         prop_assert_eq!(got, model.remove(&(f.clone(), k)));
                         prop_assert_eq!(tree.get(&filter(&f), &k), None);
                     }
@@ -659,12 +661,12 @@ mod tests {
                 prop_assert_eq!(tree.len(), model.len());
             }
             let mut all = HashMap::new();
-            tree.for_each(|f, k, v| {
-                all.insert((f.to_string(), *k), *v);
+            tree.for_each(|k, (f, v)| {
+                all.insert((f.clone(), *k), *v);
             });
             prop_assert_eq!(&all, &model);
             for ((f, k), v) in model.drain() {
-                prop_assert_eq!(tree.remove(&filter(&f), &k), Some(v));
+                prop_assert_eq!(tree.remove(&filter(&f), &k), Some((f.clone(), v)));
             }
             prop_assert!(tree.is_empty());
             prop_assert!(tree.root.is_empty(), "empty nodes were not pruned");

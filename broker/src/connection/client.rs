@@ -67,6 +67,11 @@ impl ClientRecord {
         }
     }
 
+    /// The listener the client connected to.
+    pub(crate) fn listener(&self) -> &Arc<str> {
+        &self.listener
+    }
+
     /// The full record again, for `client_id` on `protocol`.
     pub(crate) fn info(&self, client_id: &ClientId, protocol: ProtocolVersion) -> ClientInfo {
         let rest = self.rest.as_deref();

@@ -192,7 +192,6 @@ async fn accept<S: Duplex>(
         request_problem_information: props.request_problem_information.unwrap_or(true),
         hook_client: std::sync::OnceLock::new(),
         client: super::client::ClientRecord::new(client),
-        auth_entries: entries,
         rules,
         held: VecDeque::new(),
         will_stored: false,

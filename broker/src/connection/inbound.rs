@@ -762,9 +762,12 @@ impl Conn {
         if self.rules.is_none() && !plugins.has(Hook::Subscribe) {
             return Ok(requested);
         }
+        // Looked up, not kept per connection: only subscriptions that the ACL or a
+        // plugin checks need it.
+        let entries = self.broker.auth_chain(self.client.listener());
         let chain = Chain {
             auth: &self.broker.auth,
-            entries: &self.auth_entries,
+            entries: &entries,
             plugins: &plugins,
         };
         let rules = self.rules.as_deref();

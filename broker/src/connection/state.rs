@@ -118,8 +118,6 @@ pub struct Conn {
     pub(crate) client: super::client::ClientRecord,
     /// The same, converted for the per-message `on-publish` calls on the first one.
     pub(crate) hook_client: std::sync::OnceLock<Box<crate::plugin::HookClient>>,
-    /// The listener's authentication and authorisation chain.
-    pub(crate) auth_entries: Arc<[crate::config::ChainEntry]>,
     /// The session's compiled ACL, when the chain has one.
     pub(crate) rules: Option<Arc<crate::auth::chain::SessionRules>>,
     /// The will is in the store's `wills` table (a clean session's will).

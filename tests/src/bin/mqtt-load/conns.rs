@@ -247,7 +247,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn idle_warm_up_connections_are_closed_before_the_baseline_and_not_counted() {
+    async fn idle_warm_up_connections_are_opened_and_closed_and_not_counted_as_held() {
         let broker = integration::TestBroker::start(integration::Config::default()).await;
         let line = format!(
             "idle --idle 30 --warmup 20 --hold-secs 0.2 --broker-pid {}",

@@ -1,7 +1,6 @@
 //! The CONNECT / CONNACK exchange: validates CONNECT, claims (or takes over) the
 //! session, negotiates limits and answers with CONNACK.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use crate::broker::Broker;
 use crate::codec::{self, ConnAck, ConnAckProperties, Connect, Packet};
 use crate::config::ChainEntry;
 use crate::control::{Control, Stop};
+use crate::lazy_deque::LazyDeque;
 use crate::message::{Message, MessageProperties};
 use crate::plugin::{ClientInfo, Credentials, WillInfo};
 use crate::registry::{Claim, StoredSession};
@@ -175,7 +175,7 @@ async fn accept<S: Duplex>(
         session,
         outbox_tx,
         outbox_rx,
-        pending: VecDeque::new(),
+        pending: LazyDeque::new(),
         control,
         window: limits
             .max_inflight_messages
@@ -190,10 +190,10 @@ async fn accept<S: Duplex>(
         aliases: None,
         will: will.map(Box::new),
         request_problem_information: props.request_problem_information.unwrap_or(true),
-        hook_client: std::sync::OnceLock::new(),
+        hook_client: once_cell::race::OnceBox::new(),
         client: super::client::ClientRecord::new(client),
         rules,
-        held: VecDeque::new(),
+        held: LazyDeque::new(),
         will_stored: false,
     };
     conn.adopt_durability();

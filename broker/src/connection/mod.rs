@@ -63,8 +63,9 @@ pub(crate) struct Io<S> {
     /// Bytes were written since the last flush. TLS and WebSocket streams may hold
     /// written data until flushed; plain TCP flushes at no cost.
     unflushed: bool,
-    /// Room the next read gets at least (half of it, see [`Io::prepare_read`]).
-    read_size: u32,
+    /// Room the next read gets at least (half of it, see [`Io::prepare_read`]), as a
+    /// power of two: a byte rather than four keeps `Io` in 136 bytes.
+    read_shift: u8,
     /// Room the current read was given.
     read_room: u32,
     /// The last read that used at least a quarter of a grown read size.
@@ -124,10 +125,22 @@ impl<S> Io<S> {
             wbuf: BytesMut::new(),
             codec,
             unflushed: false,
-            read_size: READ_BUFFER_MIN as u32,
+            read_shift: READ_BUFFER_MIN.trailing_zeros() as u8,
             read_room: 0,
             read_busy: Instant::now(),
         }
+    }
+
+    /// Room the next read gets at least: a power of two from [`READ_BUFFER_MIN`] to
+    /// [`READ_BUFFER_STEP_MAX`].
+    fn read_size(&self) -> usize {
+        1 << self.read_shift
+    }
+
+    /// Sets the read size (a power of two, see [`Io::read_size`]).
+    fn set_read_size(&mut self, size: usize) {
+        debug_assert!(size.is_power_of_two());
+        self.read_shift = size.trailing_zeros() as u8;
     }
 
     /// Before a read: at least half the read size free, else room for a whole read.
@@ -137,7 +150,7 @@ impl<S> Io<S> {
     /// capacity fell back to 256 bytes after every packet: a stream of 1 KiB messages
     /// took two `recv` calls each. The read size is remembered instead.
     fn prepare_read(&mut self) {
-        let want = self.read_size as usize;
+        let want = self.read_size();
         if self.rbuf.capacity() - self.rbuf.len() < want / 2 {
             self.rbuf.reserve(want);
         }
@@ -149,15 +162,15 @@ impl<S> Io<S> {
     /// for [`READ_BUFFER_KEEP`], the size goes back to the minimum and an empty grown
     /// buffer is released, so that a burst does not pin memory on an idle connection.
     fn settle_read(&mut self, n: usize) {
-        let want = self.read_size as usize;
+        let want = self.read_size();
         if n >= self.read_room as usize {
-            self.read_size = (2 * want).min(READ_BUFFER_STEP_MAX) as u32;
+            self.set_read_size((2 * want).min(READ_BUFFER_STEP_MAX));
             self.read_busy = Instant::now();
         } else if want > READ_BUFFER_MIN || self.rbuf.capacity() > 4 * READ_BUFFER_MIN {
             if n >= want / 4 {
                 self.read_busy = Instant::now();
             } else if self.read_busy.elapsed() >= READ_BUFFER_KEEP {
-                self.read_size = READ_BUFFER_MIN as u32;
+                self.set_read_size(READ_BUFFER_MIN);
                 if self.rbuf.is_empty() {
                     self.rbuf = BytesMut::with_capacity(READ_BUFFER_MIN);
                 }
@@ -542,11 +555,11 @@ mod buffer_tests {
             rooms.windows(2).all(|w| w[1] >= 2 * w[0]),
             "grows: {rooms:?}"
         );
-        assert_eq!(io.read_size as usize, READ_BUFFER_STEP_MAX, "capped");
+        assert_eq!(io.read_size(), READ_BUFFER_STEP_MAX, "capped");
         io.rbuf.clear();
         // a steady stream of 1 KiB packets, each decoded (sliced off) as it arrives:
         // every packet arrives in one read
-        io.read_size = READ_BUFFER_MIN as u32;
+        io.set_read_size(READ_BUFFER_MIN);
         io.rbuf = BytesMut::with_capacity(READ_BUFFER_MIN);
         let mut reads_per_packet = Vec::new();
         for _ in 0..20 {
@@ -566,15 +579,15 @@ mod buffer_tests {
             "one read per packet once the size adapted: {reads_per_packet:?}"
         );
         // the tail of a packet (a small read) right after: the size is kept
-        let grown = io.read_size;
+        let grown = io.read_size();
         read(&mut io, 10, 10);
-        assert_eq!(io.read_size, grown, "kept right after being used");
+        assert_eq!(io.read_size(), grown, "kept right after being used");
         // quiet for a while: back to the minimum on the next small read, and a grown
         // empty buffer is released
         io.rbuf = BytesMut::with_capacity(16 * READ_BUFFER_MIN);
         tokio::time::advance(READ_BUFFER_KEEP).await;
         read(&mut io, 10, 10);
-        assert_eq!(io.read_size as usize, READ_BUFFER_MIN);
+        assert_eq!(io.read_size(), READ_BUFFER_MIN);
         assert_eq!(io.rbuf.capacity(), READ_BUFFER_MIN);
     }
 
@@ -619,11 +632,20 @@ mod size_tests {
         // subscription is inline (it was a 112-byte vector) and its QoS 2 ids are boxed;
         // 384 since that subscription's share name and filter are read from its key;
         // 368 without the listener's chain (looked up when a subscription is checked),
-        // so that `Link` (with the 144-byte `Io`) fits the 528-byte allocation class.
+        // so that `Link` (with the 144-byte `Io`) fitted the 528-byte allocation class;
+        // 296 since the local-delivery and store queues are boxed on first use (two
+        // 32-byte `VecDeque`s), the client's address is 16 bytes and the hook record a
+        // `OnceBox`. With the 136-byte `Io`, the `Link` is 432 bytes (the 448-byte
+        // allocation class).
         assert!(
-            std::mem::size_of::<super::Conn>() <= 368,
+            std::mem::size_of::<super::Conn>() <= 296,
             "Conn is {} bytes",
             std::mem::size_of::<super::Conn>()
+        );
+        assert!(
+            std::mem::size_of::<super::Link<tokio::net::TcpStream>>() <= 432,
+            "Link is {} bytes",
+            std::mem::size_of::<super::Link<tokio::net::TcpStream>>()
         );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -1,13 +1,14 @@
 //! The per-connection state: negotiated limits, topic aliases, keep alive, the will, and
 //! the session the connection owns while it runs; plus what happens when it ends.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::broker::Broker;
 use crate::codec;
 use crate::control::Control;
+use crate::lazy_deque::LazyDeque;
 use crate::message::{Delivery, Message};
 use crate::plugin::{DisconnectReason, Hook};
 use crate::registry::{DelayedWill, Released, StoredSession};
@@ -99,7 +100,7 @@ pub struct Conn {
     pub(crate) outbox_tx: Outbox,
     pub(crate) outbox_rx: crate::router::OutboxRx,
     /// Retained messages and other deliveries produced locally, sent before the outbox.
-    pub(crate) pending: VecDeque<Delivery>,
+    pub(crate) pending: LazyDeque<Delivery>,
     /// Why to stop (takeover [MQTT-3.1.4-3], shutdown, keep alive, expiry) and when the
     /// last packet arrived.
     pub(crate) control: Arc<Control>,
@@ -117,16 +118,23 @@ pub struct Conn {
     /// its id and protocol.
     pub(crate) client: super::client::ClientRecord,
     /// The same, converted for the per-message `on-publish` calls on the first one.
-    pub(crate) hook_client: std::sync::OnceLock<Box<crate::plugin::HookClient>>,
+    /// A `OnceBox` is one pointer; a `OnceLock` of a box is two words.
+    pub(crate) hook_client: once_cell::race::OnceBox<crate::plugin::HookClient>,
     /// The session's compiled ACL, when the chain has one.
     pub(crate) rules: Option<Arc<crate::auth::chain::SessionRules>>,
     /// The will is in the store's `wills` table (a clean session's will).
     pub(crate) will_stored: bool,
     /// Packets waiting for the store (see `durable.rs`), in sending order.
-    pub(crate) held: VecDeque<(crate::store::Ticket, codec::Packet)>,
+    pub(crate) held: LazyDeque<(crate::store::Ticket, codec::Packet)>,
 }
 
 impl Conn {
+    /// Gives back the allocations of queues that are empty (a connection going idle).
+    pub(crate) fn release_queues(&mut self) {
+        self.pending.release();
+        self.held.release();
+    }
+
     /// Records that a packet arrived (keep alive [MQTT-3.1.2-24]).
     pub(crate) fn touch(&mut self) {
         self.control.touch(self.broker.deadlines.now_ms());

@@ -15,8 +15,8 @@
 //! other's allocations contend on the allocator's locks: p2p QoS 1 ran at half speed).
 //! So a connection parks *warm* first: it keeps the active phase's allocation (reused
 //! in place by the next wake-up) and a timer. Only after [`COOL_AFTER`] without a
-//! wake-up does it go *cold*: the phase, the timer and an unused read buffer are freed,
-//! and the task holds just its span and the link pointer.
+//! wake-up does it go *cold*: the phase, the timer, an unused read buffer and empty
+//! queues are freed, and the task holds just its span and the link pointer.
 
 use std::future::Future;
 use std::mem::MaybeUninit;
@@ -145,6 +145,7 @@ where
                             *warm = None;
                             *cool = None;
                             release_buffers(&mut link.io);
+                            link.conn.release_queues();
                         }
                         return Poll::Pending;
                     }
@@ -165,7 +166,7 @@ where
 /// write buffer (the next packet to send allocates one; the one that carried CONNACK
 /// and SUBACK stayed with every idle connection).
 fn release_buffers<S>(io: &mut Io<S>) {
-    if io.rbuf.is_empty() && io.read_size as usize <= READ_BUFFER_MIN {
+    if io.rbuf.is_empty() && io.read_size() <= READ_BUFFER_MIN {
         io.rbuf = BytesMut::new();
     }
     if io.wbuf.is_empty() {
@@ -271,7 +272,7 @@ mod tests {
         let mut rooms = Vec::new();
         for _ in 0..4 {
             poll_fn(|cx| poll_read(&mut io, cx)).await.unwrap();
-            rooms.push(io.read_size);
+            rooms.push(io.read_size());
             let _decoded = io.rbuf.split();
         }
         assert!(

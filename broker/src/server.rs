@@ -281,32 +281,74 @@ async fn accept_loop(
             },
         };
         Stats::incr(&broker.stats.connections_total);
-        let Ok(global_permit) = Arc::clone(&global).try_acquire_owned() else {
+        let Some(admission) = Admission::try_new(&global, listener.limit.as_ref()) else {
             refuse(&broker, &listener.name, peer, stream);
             continue;
         };
-        let local_permit = match &listener.limit {
-            Some(limit) => match Arc::clone(limit).try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) => {
-                    refuse(&broker, &listener.name, peer, stream);
-                    continue;
-                }
-            },
+        let _ = stream.set_nodelay(true);
+        tracker.spawn(connection_task(
+            stream, peer, &listener, &broker, &shutdown, admission,
+        ));
+    }
+}
+
+/// A connection's place under the global connection limit and its listener's: a
+/// permit of each, given back when its task ends. Two pointers where two
+/// `OwnedSemaphorePermit`s are 32 bytes, in every connection's task.
+struct Admission {
+    global: Arc<Semaphore>,
+    local: Option<Arc<Semaphore>>,
+}
+
+impl Admission {
+    /// A permit of `global` and of `local` (when the listener has a limit), or `None`
+    /// when either is exhausted (nothing is taken then).
+    fn try_new(global: &Arc<Semaphore>, local: Option<&Arc<Semaphore>>) -> Option<Admission> {
+        let global_permit = global.try_acquire().ok()?;
+        let local_permit = match local {
+            Some(limit) => Some(limit.try_acquire().ok()?),
             None => None,
         };
-        let _ = stream.set_nodelay(true);
-        let serving = serve(
-            stream,
-            peer,
-            Arc::clone(&listener.transport),
-            Arc::clone(&listener.name),
-            Arc::clone(&broker),
-            shutdown.clone(),
-        );
-        // The permits are held until the connection ends.
-        tracker.spawn(serving.map(move |()| drop((global_permit, local_permit))));
+        // Given back by `Drop` instead.
+        global_permit.forget();
+        if let Some(permit) = local_permit {
+            permit.forget();
+        }
+        Some(Admission {
+            global: Arc::clone(global),
+            local: local.cloned(),
+        })
     }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.global.add_permits(1);
+        if let Some(limit) = &self.local {
+            limit.add_permits(1);
+        }
+    }
+}
+
+/// The future of one connection's task: its transport, then MQTT, holding its
+/// admission until it ends.
+fn connection_task(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: &Listener,
+    broker: &Arc<Broker>,
+    shutdown: &CancellationToken,
+    admission: Admission,
+) -> impl Future<Output = ()> + Send + 'static {
+    serve(
+        stream,
+        peer,
+        Arc::clone(&listener.transport),
+        Arc::clone(&listener.name),
+        Arc::clone(broker),
+        shutdown.clone(),
+    )
+    .map(move |()| drop(admission))
 }
 
 /// Sets up the listener's transport (bounded by the connect timeout), then serves MQTT.
@@ -442,4 +484,74 @@ pub async fn reload_plugins(
     let chain = load_plugins(broker, configs).await?;
     broker.set_plugins(chain);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_admission_holds_a_permit_of_each_limit_until_dropped() {
+        let global = Arc::new(Semaphore::new(2));
+        let local = Arc::new(Semaphore::new(1));
+        let first = Admission::try_new(&global, Some(&local)).expect("room under both");
+        assert_eq!(
+            (global.available_permits(), local.available_permits()),
+            (1, 0)
+        );
+        assert!(
+            Admission::try_new(&global, Some(&local)).is_none(),
+            "the listener's limit is reached"
+        );
+        assert_eq!(
+            global.available_permits(),
+            1,
+            "a refused connection takes no global permit"
+        );
+        let other_listener = Admission::try_new(&global, None).expect("global room left");
+        assert!(
+            Admission::try_new(&global, None).is_none(),
+            "global limit reached"
+        );
+        drop(first);
+        assert_eq!(
+            (global.available_permits(), local.available_permits()),
+            (1, 1)
+        );
+        drop(other_listener);
+        assert_eq!(global.available_permits(), 2);
+    }
+
+    /// Tokio allocates a task as one cell: a 32-byte header, the scheduler handle and
+    /// task id (16), the stage's tag (8), the future, and a 48-byte trailer, rounded up
+    /// to 128 bytes. A plain connection's future (the task state machine with its
+    /// parked link inline, the admission, the tracker's token) must stay within 536
+    /// bytes for the cell to be 640; one byte more and every connection pays 128.
+    #[tokio::test]
+    async fn a_plain_connections_task_fits_a_640_byte_tokio_cell() {
+        let mut config = Config::default();
+        config.listeners.truncate(1);
+        config.listeners[0].bind = "127.0.0.1:0".parse().unwrap();
+        config.listeners[0].protocol = crate::config::ListenerProtocol::Tcp;
+        config.listeners[0].proxy_protocol = false;
+        let (mut listeners, _) = bind_listeners(&config).await.unwrap();
+        let listener = listeners.remove(0);
+        let addr = listener.socket.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (stream, peer) = listener.socket.accept().await.unwrap();
+        let broker = Arc::new(Broker::new(config));
+        let global = Arc::new(Semaphore::new(1));
+        let admission = Admission::try_new(&global, None).unwrap();
+        let tracker = TaskTracker::new();
+        let task = tracker.track_future(connection_task(
+            stream,
+            peer,
+            &listener,
+            &broker,
+            &CancellationToken::new(),
+            admission,
+        ));
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 536, "a connection's task future is {size} bytes");
+    }
 }

@@ -30,8 +30,9 @@ pub type BoxStream = Box<dyn Stream>;
 /// and a write are in flight together in its event loop).
 ///
 /// A plain TCP stream splits by borrowing: no allocation and no lock per poll. Other
-/// streams are split once, when they are served ([`Split`]).
-pub trait Duplex: Send + 'static {
+/// streams are split once, when they are served ([`Split`]). `Unpin`: a parked
+/// connection's task holds its stream inline and moves it into each active phase.
+pub trait Duplex: Send + Unpin + 'static {
     /// The reading half, borrowed.
     type Reader<'a>: AsyncRead + Unpin + Send
     where

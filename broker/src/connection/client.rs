@@ -93,6 +93,11 @@ impl ClientRecord {
         }
     }
 
+    /// The client's address.
+    pub(crate) fn remote_addr(&self) -> SocketAddr {
+        self.remote_addr.get()
+    }
+
     /// The listener the client connected to.
     pub(crate) fn listener(&self) -> &Arc<str> {
         &self.listener

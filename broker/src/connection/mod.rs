@@ -188,6 +188,18 @@ struct Link<S> {
     io: Io<S>,
 }
 
+impl<S> Link<S> {
+    /// The connection's tracing span, made again when a cold connection wakes (see
+    /// [`task`]): the same fields as the one [`serve`] opens, the client id filled in.
+    fn span(&self) -> tracing::Span {
+        info_span!(
+            "conn",
+            peer = %self.conn.client.remote_addr(),
+            client_id = %self.conn.session.client_id
+        )
+    }
+}
+
 /// Serves one client until it disconnects, fails, is taken over or the server stops.
 ///
 /// Not an `async fn`: the task is a small state machine ([`task::Task`]) whose phases

@@ -19,6 +19,10 @@
 //! wake-up does it go *cold*: the phase, the timer, an unused read buffer and empty
 //! queues are freed, and the task holds just its span and the link.
 //!
+//! A cold connection also gives up its tracing span, which the subscriber's registry
+//! keeps for as long as it is open (0.5 KiB per idle connection at the default `info`
+//! level); the next wake-up makes it again from the link ([`Link::span`]).
+//!
 //! The link is held inline, not boxed: tokio allocates a task as one cell rounded up to
 //! 128 bytes, and a pointer to a separate 432-byte link cost a 256-byte cell plus a
 //! 448-byte allocation where the link inline makes one 640-byte cell. An active phase
@@ -128,81 +132,135 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let _entered = this.span.enter();
         loop {
-            let next = match &mut this.phase {
-                Phase::Handshake(f) => match ready!(f.as_mut().poll(cx)) {
-                    Some(link) => Phase::Active {
-                        phase: Box::pin((this.activate)(link, true)),
-                        cool: None,
-                    },
-                    None => Phase::Done,
-                },
-                Phase::Active { phase, .. } => match ready!(phase.as_mut().poll(cx)) {
-                    (link, Step::Park) => match std::mem::replace(&mut this.phase, Phase::Done) {
-                        Phase::Active { .. } if !this.warmth.park() => {
-                            let mut link = link;
-                            go_cold(&mut link);
-                            Phase::Parked {
-                                link,
-                                warm: None,
-                                cool: None,
-                            }
-                        }
-                        Phase::Active { phase, cool } => {
-                            let mut cool = cool.unwrap_or_else(|| Box::pin(sleep(COOL_AFTER)));
-                            cool.as_mut().reset(Instant::now() + COOL_AFTER);
-                            Phase::Parked {
-                                link,
-                                warm: Some(phase),
-                                cool: Some(cool),
-                            }
-                        }
-                        other => other,
-                    },
-                    (link, Step::End(end)) => Phase::Closing(Box::pin(close(link, end))),
-                },
-                Phase::Parked { link, warm, cool } => match poll_wake(link, cx) {
-                    Poll::Ready(wake) => {
-                        let Phase::Parked { link, warm, cool } =
-                            std::mem::replace(&mut this.phase, Phase::Done)
-                        else {
-                            return Poll::Ready(());
-                        };
-                        match wake {
-                            Some(end) => Phase::Closing(Box::pin(close(link, end))),
-                            None => {
-                                let next = (this.activate)(link, false);
-                                let phase = match warm {
-                                    Some(mut phase) => {
-                                        phase.set(next);
-                                        phase
-                                    }
-                                    None => Box::pin(next),
-                                };
-                                Phase::Active { phase, cool }
-                            }
-                        }
-                    }
-                    Poll::Pending => {
-                        if let Some(timer) = cool {
-                            ready!(timer.as_mut().poll(cx));
-                            // Cold: nothing woke it for a while.
-                            *warm = None;
-                            *cool = None;
-                            go_cold(link);
-                        }
-                        return Poll::Pending;
-                    }
-                },
-                Phase::Closing(f) => {
-                    ready!(f.as_mut().poll(cx));
-                    Phase::Done
+            let entered = this.span.enter();
+            let turn = poll_phases(&mut this.phase, &mut this.warmth, &this.activate, cx);
+            drop(entered);
+            match turn {
+                Turn::Pending => return Poll::Pending,
+                Turn::Done => return Poll::Ready(()),
+                Turn::Cold => {
+                    // A tracing span is a few hundred bytes in the subscriber's
+                    // registry while it lives: a cold connection keeps none.
+                    this.span = Span::none();
+                    return Poll::Pending;
                 }
-                Phase::Done => return Poll::Ready(()),
-            };
-            this.phase = next;
+                Turn::Woke(span) => this.span = span,
+            }
         }
+    }
+}
+
+/// How a turn of [`poll_phases`] ended.
+enum Turn {
+    Pending,
+    Done,
+    /// Waiting, parked cold: the span can go.
+    Cold,
+    /// A cold connection woke: its span again, for the active phase that follows.
+    Woke(Span),
+}
+
+/// Runs the connection's phases until one waits ([`Turn::Pending`]), the connection
+/// goes cold or wakes from cold (the caller drops or makes its span), or it ends.
+fn poll_phases<S, H, A, F>(
+    phase: &mut Phase<S, H, F>,
+    warmth: &mut Warmth,
+    activate: &A,
+    cx: &mut Context<'_>,
+) -> Turn
+where
+    S: Duplex,
+    H: Future<Output = Option<Link<S>>>,
+    A: Fn(Link<S>, bool) -> F,
+    F: Future<Output = (Link<S>, Step)>,
+{
+    loop {
+        let next = match phase {
+            Phase::Handshake(f) => match f.as_mut().poll(cx) {
+                Poll::Pending => return Turn::Pending,
+                Poll::Ready(Some(link)) => Phase::Active {
+                    phase: Box::pin(activate(link, true)),
+                    cool: None,
+                },
+                Poll::Ready(None) => Phase::Done,
+            },
+            Phase::Active { phase: active, .. } => match active.as_mut().poll(cx) {
+                Poll::Pending => return Turn::Pending,
+                Poll::Ready((link, Step::Park)) => match std::mem::replace(phase, Phase::Done) {
+                    Phase::Active { .. } if !warmth.park() => {
+                        let mut link = link;
+                        go_cold(&mut link);
+                        Phase::Parked {
+                            link,
+                            warm: None,
+                            cool: None,
+                        }
+                    }
+                    Phase::Active { phase, cool } => {
+                        let mut cool = cool.unwrap_or_else(|| Box::pin(sleep(COOL_AFTER)));
+                        cool.as_mut().reset(Instant::now() + COOL_AFTER);
+                        Phase::Parked {
+                            link,
+                            warm: Some(phase),
+                            cool: Some(cool),
+                        }
+                    }
+                    other => other,
+                },
+                Poll::Ready((link, Step::End(end))) => Phase::Closing(Box::pin(close(link, end))),
+            },
+            Phase::Parked { link, warm, cool } => match poll_wake(link, cx) {
+                Poll::Ready(wake) => {
+                    let Phase::Parked { link, warm, cool } = std::mem::replace(phase, Phase::Done)
+                    else {
+                        return Turn::Done;
+                    };
+                    let cold = warm.is_none();
+                    let span = cold.then(|| link.span());
+                    *phase = match wake {
+                        Some(end) => Phase::Closing(Box::pin(close(link, end))),
+                        None => {
+                            let next = activate(link, false);
+                            let active = match warm {
+                                Some(mut active) => {
+                                    active.set(next);
+                                    active
+                                }
+                                None => Box::pin(next),
+                            };
+                            Phase::Active {
+                                phase: active,
+                                cool,
+                            }
+                        }
+                    };
+                    match span {
+                        Some(span) => return Turn::Woke(span),
+                        None => continue,
+                    }
+                }
+                Poll::Pending => {
+                    let Some(timer) = cool else {
+                        return Turn::Cold;
+                    };
+                    if timer.as_mut().poll(cx).is_pending() {
+                        return Turn::Pending;
+                    }
+                    // Cold: nothing woke it for a while.
+                    *warm = None;
+                    *cool = None;
+                    go_cold(link);
+                    return Turn::Cold;
+                }
+            },
+            Phase::Closing(f) => match f.as_mut().poll(cx) {
+                Poll::Pending => return Turn::Pending,
+                Poll::Ready(()) => Phase::Done,
+            },
+            Phase::Done => return Turn::Done,
+        };
+        *phase = next;
     }
 }
 

@@ -48,7 +48,9 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// PINGREQ and small PUBLISH packets of an idle client (larger reads double it).
 const READ_BUFFER_MIN: usize = 128;
 /// The largest read size: reads that keep filling the buffer double it up to this.
-const READ_BUFFER_STEP_MAX: usize = 64 * 1024;
+/// Above 64 KiB, so that a PUBLISH of a 64 KiB payload (a common limit of clients and
+/// brokers) arrives in one read rather than two, the first part copied.
+const READ_BUFFER_STEP_MAX: usize = 128 * 1024;
 /// A write buffer larger than this is released once it has been written out.
 const WRITE_BUFFER_KEEP: usize = 64 * 1024;
 /// A grown read size is kept while reads use a quarter of it, and this long after.
@@ -551,6 +553,56 @@ mod buffer_tests {
         io.settle_read(n);
     }
 
+    /// The bug this guards against: with reads capped at 64 KiB, a PUBLISH of a 64 KiB
+    /// payload (a few bytes more on the wire) never fit one read. Each took two
+    /// `recv` calls, and the first part was copied into a larger buffer to make room
+    /// for the rest (`strace`: 65517 bytes, then 38, per message).
+    #[tokio::test]
+    async fn publishes_of_64_kib_arriving_one_at_a_time_take_one_read_each() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (a, mut client) = tokio::io::duplex(1 << 20);
+        let mut io = Io::new(Split::new(a), Codec::new(1 << 20));
+        io.codec.set_version(crate::types::ProtocolVersion::V3_1_1);
+        let mut reads_per_packet = Vec::new();
+        let mut in_flight = Vec::new();
+        for id in 1..=20u16 {
+            let packet = Packet::Publish(codec::Publish {
+                dup: false,
+                qos: crate::types::QoS::AtLeastOnce,
+                retain: false,
+                topic: "bulk/t".into(),
+                packet_id: crate::types::PacketId::new(id),
+                payload: bytes::Bytes::from(vec![7u8; 64 * 1024]),
+                properties: Default::default(),
+            });
+            let mut wire = BytesMut::new();
+            codec::encode(&packet, crate::types::ProtocolVersion::V3_1_1, &mut wire).unwrap();
+            client.write_all(&wire).await.unwrap();
+            let mut reads = 0;
+            let decoded = loop {
+                io.prepare_read();
+                let n = io.stream.halves().0.read_buf(&mut io.rbuf).await.unwrap();
+                reads += 1;
+                let packet = io.codec.decode(&mut io.rbuf).unwrap();
+                io.settle_read(n);
+                if let Some(packet) = packet {
+                    break packet;
+                }
+            };
+            let Packet::Publish(p) = decoded else {
+                panic!("decoded {decoded:?}")
+            };
+            assert_eq!(p.payload.len(), 64 * 1024);
+            // Delivered and in flight to a subscriber: the payload outlives the read.
+            in_flight.push(p.payload);
+            reads_per_packet.push(reads);
+        }
+        assert!(
+            reads_per_packet[5..].iter().all(|&r| r == 1),
+            "one read per packet once the read size adapted: {reads_per_packet:?}"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_read_size_grows_while_reads_fill_it_and_shrinks_when_quiet() {
         let mut io = io();
@@ -559,7 +611,8 @@ mod buffer_tests {
         // a packet larger than the buffer: the room at least doubles with each read
         // that fills it (one read per doubling, not 64-byte reads)
         let mut rooms = Vec::new();
-        for _ in 0..9 {
+        let doublings = (READ_BUFFER_STEP_MAX / READ_BUFFER_MIN).trailing_zeros();
+        for _ in 0..doublings {
             read(&mut io, usize::MAX, 0);
             rooms.push(io.read_room as usize);
         }

@@ -6,6 +6,7 @@
 //! Its own test binary: tracing caches which callsites are enabled process-wide, and a
 //! thread-local subscriber in a test binary that runs other tests in parallel does not
 //! reliably see every span.
+#![allow(clippy::unwrap_used)] // a test: a failed step is a failed test
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -52,6 +53,17 @@ async fn settle(open: &AtomicIsize, want: isize) -> isize {
     open.load(Ordering::SeqCst)
 }
 
+/// CONNECT (3.1.1, clean session, keep alive 60 s, client id "c1"), then CONNACK.
+async fn connect_c1(stream: &mut TcpStream) {
+    stream
+        .write_all(b"\x10\x0e\x00\x04MQTT\x04\x02\x00\x3c\x00\x02c1")
+        .await
+        .unwrap();
+    let mut connack = [0u8; 4];
+    stream.read_exact(&mut connack).await.unwrap();
+    assert_eq!(connack, [0x20, 2, 0, 0]);
+}
+
 #[tokio::test]
 async fn an_idle_connection_keeps_no_tracing_span_and_gets_it_back_when_it_wakes() {
     let open = Arc::new(AtomicIsize::new(0));
@@ -72,14 +84,7 @@ async fn an_idle_connection_keeps_no_tracing_span_and_gets_it_back_when_it_wakes
 
     let mut client = TcpStream::connect(addr).await.unwrap();
     assert_eq!(settle(&open, 1).await, 1, "waiting for CONNECT: one span");
-    // CONNECT, 3.1.1, clean session, keep alive 60 s, client id "c1"
-    client
-        .write_all(b"\x10\x0e\x00\x04MQTT\x04\x02\x00\x3c\x00\x02c1")
-        .await
-        .unwrap();
-    let mut connack = [0u8; 4];
-    client.read_exact(&mut connack).await.unwrap();
-    assert_eq!(connack, [0x20, 2, 0, 0]);
+    connect_c1(&mut client).await;
     assert_eq!(settle(&open, 0).await, 0, "connected and idle: no span");
     for _ in 0..3 {
         client.write_all(&[0xC0, 0]).await.unwrap();
@@ -96,12 +101,7 @@ async fn an_idle_connection_keeps_no_tracing_span_and_gets_it_back_when_it_wakes
     // one's takeover (same client id) is handled with a span again.
     let mut second = TcpStream::connect(addr).await.unwrap();
     assert_eq!(settle(&open, 1).await, 1, "the second client's handshake");
-    second
-        .write_all(b"\x10\x0e\x00\x04MQTT\x04\x02\x00\x3c\x00\x02c1")
-        .await
-        .unwrap();
-    second.read_exact(&mut connack).await.unwrap();
-    assert_eq!(connack, [0x20, 2, 0, 0]);
+    connect_c1(&mut second).await;
     let mut rest = Vec::new();
     let n = client.read_to_end(&mut rest).await.unwrap();
     assert_eq!(

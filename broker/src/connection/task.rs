@@ -13,11 +13,10 @@
 //! A busy connection parks and wakes thousands of times a second, and allocating its
 //! active phase each time costs more than the phase itself (two workers freeing each
 //! other's allocations contend on the allocator's locks: p2p QoS 1 ran at half speed).
-//! So a connection that has parked a few times ([`WARM_AFTER`]) parks *warm* first: it
-//! keeps the active phase's allocation (reused in place by the next wake-up) and a
-//! timer. Only after [`COOL_AFTER`] without a
-//! wake-up does it go *cold*: the phase, the timer, an unused read buffer and empty
-//! queues are freed, and the task holds just its span and the link.
+//! So a connection that has parked a few times ([`WARM_AFTER`]) parks *warm*: it keeps
+//! the active phase's allocation (reused in place by the next wake-up) and a timer.
+//! Only after [`COOL_AFTER`] without a wake-up does it go *cold*: the phase, the timer,
+//! an unused read buffer and empty queues are freed, and the task holds just the link.
 //!
 //! A cold connection also gives up its tracing span, which the subscriber's registry
 //! keeps for as long as it is open (0.5 KiB per idle connection at the default `info`
@@ -48,12 +47,12 @@ use crate::transport::Duplex;
 /// (and what the allocator got back in the middle of the heap stays resident).
 pub(super) const COOL_AFTER: Duration = Duration::from_millis(20);
 
-/// Parks a connection makes cold before its parks keep the phase warm. A new client's first
-/// wake-ups (CONNACK, SUBACK) are often its last for a long while, and while clients
-/// connect by the thousand their warm phases (about 1.1 KB each) are freed between the
-/// long-lived allocations of the connections after them, as holes that stay resident
-/// (0.5 MB of 4.7 at 2000 connections). A busy connection passes this in its first
-/// milliseconds.
+/// How many times a connection parks cold before its parks keep the phase warm. A new
+/// client's first wake-ups (CONNACK, SUBACK) are often its last for a long while, and
+/// while clients connect by the thousand their warm phases (about 1.1 KB each) are freed
+/// between the long-lived allocations of the connections after them, as holes that stay
+/// resident (0.5 MB of 4.7 at 2000 connections). A busy connection passes this in its
+/// first milliseconds.
 const WARM_AFTER: u8 = 4;
 
 /// Where a connection is in its life.

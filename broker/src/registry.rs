@@ -18,6 +18,7 @@ use crate::control::{Control, Stop};
 use crate::message::Message;
 use crate::router::Outbox;
 use crate::session::Session;
+use crate::small_map::shrink_when_sparse;
 use crate::store::Op;
 use crate::store::record::{self, MessageRecord, SessionRecord};
 use crate::types::ClientId;
@@ -157,6 +158,7 @@ impl Registry {
                 }
                 None => {
                     slots.remove(client);
+                    shrink_when_sparse(&mut slots);
                     Released::Dropped(None)
                 }
             },
@@ -200,6 +202,7 @@ impl Registry {
                 stored.expires_at.is_some_and(|at| at <= now)
             })
             .collect();
+        shrink_when_sparse(&mut slots);
         for (_, slot) in ended {
             let Slot::Offline(s) = slot else { continue };
             let mut s = *s;
@@ -259,6 +262,28 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bug this guards against: after a burst of clients the table kept its
+    /// buckets (about 60 bytes per client that had been connected).
+    #[test]
+    fn the_table_gives_its_buckets_back_when_clients_leave() {
+        let registry = Registry::default();
+        let deadlines = crate::control::Deadlines::default();
+        let clients: Vec<ClientId> = (0..2000).map(|i| ClientId::new(format!("c{i}"))).collect();
+        for (i, c) in clients.iter().enumerate() {
+            let control = Control::new(&deadlines, None, None);
+            assert!(matches!(registry.claim(c, i as u64, control), Claim::Fresh));
+        }
+        let grown = registry.lock().capacity();
+        for (i, c) in clients.iter().enumerate().skip(10) {
+            assert!(matches!(
+                registry.release(c, i as u64, None),
+                Released::Dropped(None)
+            ));
+        }
+        assert_eq!(registry.len(), 10);
+        assert!(registry.lock().capacity() < grown / 16);
+    }
 
     /// A slot is in every client's table entry, beside its 32-byte client id.
     #[test]

@@ -28,6 +28,20 @@ pub enum SmallMap<K, V> {
     Many(Box<HashMap<K, V>>),
 }
 
+/// Tables at least this large are cut when they empty out (below it, not worth a move).
+const SHRINK_FROM: usize = 64;
+
+/// After removals: a table at most a quarter full is cut to twice its entries. A hash
+/// table never gives its buckets back on its own, so after a burst of clients the
+/// session registry and the subscription tree kept their largest size (about 100 bytes
+/// per client that had been connected). The cut is amortised: at least three quarters
+/// of the entries went since the table last grew or was cut.
+pub fn shrink_when_sparse<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() >= SHRINK_FROM && map.len() * 4 <= map.capacity() {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
 impl<K, V> Default for SmallMap<K, V> {
     fn default() -> Self {
         SmallMap::Few(Vec::new())
@@ -229,6 +243,28 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn a_table_emptied_to_a_quarter_is_cut_and_keeps_every_entry() {
+        let mut map: HashMap<u32, u32> = (0..2000).map(|k| (k, k)).collect();
+        let grown = map.capacity();
+        for k in 0..1990 {
+            map.remove(&k);
+            shrink_when_sparse(&mut map);
+        }
+        assert!(map.capacity() < grown / 16, "{} of {grown}", map.capacity());
+        assert_eq!(map.len(), 10);
+        assert!((1990..2000).all(|k| map.get(&k) == Some(&k)));
+        // A small table is left alone (cut, it would hold four entries).
+        let mut small: HashMap<u32, u32> = (0..40).map(|k| (k, k)).collect();
+        small.retain(|k, _| *k < 2);
+        shrink_when_sparse(&mut small);
+        assert!(
+            small.capacity() >= 28,
+            "below SHRINK_FROM: {}",
+            small.capacity()
+        );
+    }
 
     #[derive(Debug, Clone)]
     enum Op {

@@ -71,6 +71,8 @@ impl<K, V> Children<K, V> {
         let node = map.remove(level);
         if map.is_empty() {
             self.0 = None;
+        } else {
+            crate::small_map::shrink_when_sparse(map);
         }
         node
     }

@@ -22,8 +22,19 @@ use tracing::span::{Attributes, Id};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Counts the open `conn` spans.
-struct ConnSpans(Arc<AtomicIsize>);
+/// Counts the open `conn` spans, and the client ids recorded on them.
+struct ConnSpans(Arc<AtomicIsize>, Arc<AtomicIsize>);
+
+/// Counts `client_id = c1` among a span's fields.
+struct ClientId<'a>(&'a AtomicIsize);
+
+impl tracing::field::Visit for ClientId<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "client_id" && format!("{value:?}") == "c1" {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
 
 impl<S> tracing_subscriber::Layer<S> for ConnSpans
 where
@@ -32,7 +43,12 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
         if attrs.metadata().name() == "conn" {
             self.0.fetch_add(1, Ordering::SeqCst);
+            attrs.record(&mut ClientId(&self.1));
         }
+    }
+
+    fn on_record(&self, _: &Id, values: &tracing::span::Record<'_>, _: Context<'_, S>) {
+        values.record(&mut ClientId(&self.1));
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -67,7 +83,9 @@ async fn connect_c1(stream: &mut TcpStream) {
 #[tokio::test]
 async fn an_idle_connection_keeps_no_tracing_span_and_gets_it_back_when_it_wakes() {
     let open = Arc::new(AtomicIsize::new(0));
-    let subscriber = tracing_subscriber::registry().with(ConnSpans(Arc::clone(&open)));
+    let named = Arc::new(AtomicIsize::new(0));
+    let subscriber =
+        tracing_subscriber::registry().with(ConnSpans(Arc::clone(&open), Arc::clone(&named)));
     // Every task of this (current-thread) runtime runs on this thread.
     let _default = tracing::subscriber::set_default(subscriber);
 
@@ -97,6 +115,11 @@ async fn an_idle_connection_keeps_no_tracing_span_and_gets_it_back_when_it_wakes
         );
         assert_eq!(settle(&open, 0).await, 0, "idle again: no span");
     }
+    assert_eq!(
+        named.load(Ordering::SeqCst),
+        4,
+        "the handshake's span and each remade one carry the client id"
+    );
     // A second client, for a span that is open while its connection works: the first
     // one's takeover (same client id) is handled with a span again.
     let mut second = TcpStream::connect(addr).await.unwrap();

@@ -192,14 +192,17 @@ struct Link<S> {
 
 impl<S> Link<S> {
     /// The connection's tracing span, made again when a cold connection wakes (see
-    /// [`task`]): the same fields as the one [`serve`] opens, the client id filled in.
+    /// [`task`]), its client id filled in.
     fn span(&self) -> tracing::Span {
-        info_span!(
-            "conn",
-            peer = %self.conn.client.remote_addr(),
-            client_id = %self.conn.session.client_id
-        )
+        let span = conn_span(self.conn.client.remote_addr());
+        span.record("client_id", field::display(&self.conn.session.client_id));
+        span
     }
+}
+
+/// A connection's tracing span: its peer, and its client id once CONNECT named it.
+fn conn_span(peer: std::net::SocketAddr) -> tracing::Span {
+    info_span!("conn", peer = %peer, client_id = field::Empty)
 }
 
 /// Serves one client until it disconnects, fails, is taken over or the server stops.
@@ -217,7 +220,7 @@ pub fn serve<S>(
 where
     S: Duplex,
 {
-    let span = info_span!("conn", peer = %peer.addr, client_id = field::Empty);
+    let span = conn_span(peer.addr);
     // The write buffer is allocated by the first packet to send.
     let io = Io::new(stream, Codec::new(broker.config.limits.max_packet_bytes));
     task::Task::new(

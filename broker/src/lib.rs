@@ -37,6 +37,8 @@ pub mod small_map;
 pub mod stats;
 pub mod store;
 pub mod sys;
+#[cfg(test)]
+pub(crate) mod test_waker;
 pub mod topic;
 pub mod transport;
 pub mod types;

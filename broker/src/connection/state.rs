@@ -142,8 +142,12 @@ impl Conn {
 
     /// Ends the connection: publishes the will when due, stores or ends the session,
     /// tells the plugins.
-    pub(crate) async fn finish(self, end: &End) {
+    pub(crate) async fn finish(mut self, end: &End) {
         let broker = Arc::clone(&self.broker);
+        // The task ends: nothing that outlives it may keep its waker, which keeps the
+        // task's memory (see `Deadlines::end`; the outbox may stay with the session).
+        broker.deadlines.end(&self.control);
+        self.outbox_rx.forget_waker();
         if self.will_stored {
             // From here on the will is handled in memory (published or discarded).
             broker

@@ -177,6 +177,14 @@ impl OutboxRx {
         Poll::Pending
     }
 
+    /// Drops the waker of the task that waited here: its connection ended, and the
+    /// outbox may stay with an offline session for as long as that lasts. A waker kept
+    /// here keeps tokio's whole task allocation (640 bytes) of the ended connection.
+    pub fn forget_waker(&mut self) {
+        let waker = self.shared.lock().waker.take();
+        drop(waker);
+    }
+
     /// The next delivery if one is queued.
     pub fn try_recv(&mut self) -> Result<Delivery, TryRecvError> {
         let mut state = self.shared.lock();
@@ -247,6 +255,25 @@ impl fmt::Debug for OutboxRx {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_outbox_forgets_the_waker_of_an_ended_connection() {
+        // An offline session keeps its outbox; a waker left in it kept the ended
+        // connection's task allocation until the session expired.
+        let (tx, mut rx) = channel(4);
+        let waker = crate::test_waker::TrackedWaker::new();
+        let w = waker.waker(None);
+        assert!(rx.poll_ready(&mut Context::from_waker(&w)).is_pending());
+        drop(w);
+        assert_eq!(waker.kept(), 1);
+        rx.forget_waker();
+        assert_eq!(waker.kept(), 0);
+        assert!(
+            tx.try_send(delivery(1)).is_ok(),
+            "still open for deliveries"
+        );
+        assert_eq!(rx.len(), 1);
+    }
 
     #[test]
     fn the_shared_state_of_an_outbox_fits_the_96_byte_allocation_class() {

@@ -21,6 +21,7 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod control;
+pub mod heap;
 pub mod lazy_deque;
 pub mod message;
 pub mod metrics;

@@ -105,6 +105,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         println!("configuration is valid");
         return Ok(());
     }
+    if !cauldron::heap::configure() {
+        tracing::warn!("the allocator refused its arena limit; freed memory may stay resident");
+    }
+    if let Err(e) = cauldron::heap::spawn_trimmer() {
+        tracing::warn!(error = %e, "cannot start the heap trimmer; freed memory may stay resident");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

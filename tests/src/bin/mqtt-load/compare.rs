@@ -41,6 +41,10 @@ fn metrics(scenario: &str) -> Vec<Metric> {
         "idle" => vec![
             ("KiB/conn", Lower, |v| v["rss_per_conn_kib"].as_f64()),
             ("RSS held MiB", Lower, |v| rss_mib(v, "peak_kib")),
+            // Before the clients connected and a second after they left: memory
+            // should return to where it was.
+            ("RSS before MiB", Lower, |v| rss_mib(v, "before_kib")),
+            ("RSS after MiB", Lower, |v| rss_mib(v, "after_kib")),
             ("accepted %", Higher, |v| v["delivered_pct"].as_f64()),
         ],
         "flood" => vec![
@@ -287,5 +291,23 @@ mod tests {
             .find(|l| l.starts_with("| c2 | msg/s |"))
             .unwrap();
         assert!(c2.ends_with("| 10 | - | - |"), "{c2}");
+    }
+
+    #[test]
+    fn idle_rows_show_the_memory_before_the_clients_and_after_they_left() {
+        let runs = vec![
+            json!({"name": "idle 2000", "scenario": "idle", "broker": "cauldron",
+            "delivered_pct": 100.0, "rss_per_conn_kib": 1.5,
+            "rss": {"before_kib": 10240, "peak_kib": 13312, "after_kib": 10752}}),
+        ];
+        let (_, rows) = rows(&runs, "cauldron");
+        let value = |metric: &str| {
+            rows.iter()
+                .find(|r| r.metric == metric)
+                .and_then(|r| r.values[0])
+        };
+        assert_eq!(value("RSS before MiB"), Some(10.0));
+        assert_eq!(value("RSS held MiB"), Some(13.0));
+        assert_eq!(value("RSS after MiB"), Some(10.5));
     }
 }

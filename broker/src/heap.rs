@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 /// The arenas glibc may make (`M_ARENA_MAX`); see the module docs.
 pub const ARENAS: usize = 1;
-/// The shortest time between two trims.
+/// How often the trimmer looks (and so the shortest time between two trims).
 pub const TRIM_EVERY: Duration = Duration::from_secs(1);
 /// Free memory inside the allocator below which a trim is not worth its walk.
 pub const TRIM_FREE_MIN: usize = 1024 * 1024;
@@ -106,10 +106,11 @@ pub struct Look {
 /// Whether to trim now: at least [`TRIM_FREE_MIN`] free, and the process quiet (below
 /// [`BUSY_CPU_SHARE`] of a core) or not trimmed for [`TRIM_AT_LEAST_EVERY`].
 ///
-/// A trim holds the arena's lock for 0.1-2.8 ms (10,000 connections), and the pages it
-/// gives back fault in again when a busy broker reuses them: during p2p 64 KiB at full
-/// speed, trimming every second raised the largest latencies (17-30 ms against 14-22).
-/// After a scenario the broker is quiet and the trim comes within a second.
+/// A trim holds the arena's lock for 0.1-2.8 ms (10,000 connections), and while the
+/// broker is busy the pages it gives back are faulted in again at once, so it waits for a
+/// quiet second: after a scenario that comes within a second or two. (Trimming every
+/// second regardless showed larger maximum latencies in p2p 64 KiB at full speed, 17-30
+/// against 14-22 ms in three rounds, within that row's spread.)
 pub fn should_trim(look: Look) -> bool {
     if look.free.is_none_or(|f| f < TRIM_FREE_MIN) {
         return false;

@@ -34,8 +34,8 @@ const SHRINK_FROM: usize = 64;
 /// After removals: a table at most a quarter full is cut to twice its entries. A hash
 /// table never gives its buckets back on its own, so after a burst of clients the
 /// session registry and the subscription tree kept their largest size (about 100 bytes
-/// per client that had been connected). The cut is amortised: at least three quarters
-/// of the entries went since the table last grew or was cut.
+/// per client that had been connected). The cut is amortised: a table is about half full
+/// after it grows or is cut, so at least half of its entries went before the next cut.
 pub fn shrink_when_sparse<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
     if map.capacity() >= SHRINK_FROM && map.len() * 4 <= map.capacity() {
         map.shrink_to(map.len() * 2);

@@ -209,7 +209,7 @@ fn conn_span(peer: std::net::SocketAddr) -> tracing::Span {
 ///
 /// Not an `async fn`: the task is a small state machine ([`task::Task`]) whose phases
 /// are boxed while they run, so that an idle (parked) connection's task holds only its
-/// span and its [`Link`].
+/// [`Link`] (and its span, while it is warm).
 pub fn serve<S>(
     stream: S,
     peer: Peer,

@@ -8,6 +8,8 @@
 mod client;
 mod connect;
 mod durable;
+#[cfg(test)]
+mod fairness_tests;
 mod inbound;
 mod outbound;
 mod state;

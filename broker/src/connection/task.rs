@@ -38,7 +38,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep, sleep};
 use tracing::Span;
 
-use super::{End, Io, Link, READ_BUFFER_MIN, Step, close};
+use super::{End, Io, Link, READ_BUFFER_MIN, READ_BUFFER_STEP_MAX, Step, close};
 use crate::stats::Stats;
 use crate::transport::Duplex;
 
@@ -46,6 +46,20 @@ use crate::transport::Duplex;
 /// wake-up. Short: while clients connect by the thousand, the warm ones' memory adds up
 /// (and what the allocator got back in the middle of the heap stays resident).
 pub(super) const COOL_AFTER: Duration = Duration::from_millis(20);
+
+/// How much one poll of a connection's task reads (in its parked wake-ups) before it
+/// lets the other tasks of its worker run: two reads of the largest size.
+///
+/// A publisher whose socket always has data (its client sends as fast as the acks come
+/// back) never waits: it reads, routes, acknowledges, parks and finds the next read
+/// ready, over and over in one poll until tokio's budget runs out (about 6 ms with
+/// 64 KiB messages). The subscribers it woke wait all that time in its worker's LIFO
+/// slot, which the other worker cannot steal. Found with per-message timestamps in
+/// `mqtt-load p2p --qos 1 --payload 65536 --publishers 4 --max-ahead 100`: a message
+/// woke its subscriber 4 ms after it arrived and was delivered 7 ms later, while its
+/// publisher's task read 35 more. A publisher of small messages reaches this share
+/// only when it is as busy; docs/PERFORMANCE.md has what the limit gained and cost.
+pub(super) const READ_PER_POLL: usize = 2 * READ_BUFFER_STEP_MAX;
 
 /// How many times a connection parks cold before its parks keep the phase warm. A new
 /// client's first wake-ups (CONNACK, SUBACK) are often its last for a long while, and
@@ -131,9 +145,16 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        let mut read = 0;
         loop {
             let entered = this.span.enter();
-            let turn = poll_phases(&mut this.phase, &mut this.warmth, &this.activate, cx);
+            let turn = poll_phases(
+                &mut this.phase,
+                &mut this.warmth,
+                &this.activate,
+                &mut read,
+                cx,
+            );
             drop(entered);
             match turn {
                 Turn::Pending => return Poll::Pending,
@@ -162,10 +183,13 @@ enum Turn {
 
 /// Runs the connection's phases until one waits ([`Turn::Pending`]), the connection
 /// goes cold or wakes from cold (the caller drops or makes its span), or it ends.
+/// `read` counts the bytes the parked connection's wake-ups read in this poll of the
+/// task: at [`READ_PER_POLL`] it yields instead of looking for more.
 fn poll_phases<S, H, A, F>(
     phase: &mut Phase<S, H, F>,
     warmth: &mut Warmth,
     activate: &A,
+    read: &mut usize,
     cx: &mut Context<'_>,
 ) -> Turn
 where
@@ -209,6 +233,10 @@ where
                 },
                 Poll::Ready((link, Step::End(end))) => Phase::Closing(Box::pin(close(link, end))),
             },
+            Phase::Parked { .. } if *read >= READ_PER_POLL => {
+                yield_to_others(cx);
+                return Turn::Pending;
+            }
             Phase::Parked { link, warm, cool } => match poll_wake(link, cx) {
                 Poll::Ready(wake) => {
                     let Phase::Parked { link, warm, cool } = std::mem::replace(phase, Phase::Done)
@@ -218,8 +246,9 @@ where
                     let cold = warm.is_none();
                     let span = cold.then(|| link.span());
                     *phase = match wake {
-                        Some(end) => Phase::Closing(Box::pin(close(link, end))),
-                        None => {
+                        Err(end) => Phase::Closing(Box::pin(close(link, end))),
+                        Ok(bytes) => {
+                            *read += bytes;
                             let next = activate(link, false);
                             let active = match warm {
                                 Some(mut active) => {
@@ -263,6 +292,14 @@ where
     }
 }
 
+/// Asks to be polled again after the worker's other ready tasks, as
+/// `tokio::task::yield_now` does: its first poll hands the waker to the scheduler's
+/// deferred list (outside a runtime it wakes at once). The future is dropped after that
+/// poll; the wake-up it arranged stays.
+fn yield_to_others(cx: &mut Context<'_>) {
+    let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+}
+
 /// What a connection gives back when its parks stop being warm: unused buffers and
 /// empty queues.
 fn go_cold<S>(link: &mut Link<S>) {
@@ -283,24 +320,24 @@ fn release_buffers<S>(io: &mut Io<S>) {
     }
 }
 
-/// Polls a parked connection's wake-up sources: `Ready(None)` when something is to be
-/// handled (the stop signal, a delivery, bytes read into the buffer), `Ready(Some)` when
-/// the socket ended or failed.
-fn poll_wake<S: Duplex>(link: &mut Link<S>, cx: &mut Context<'_>) -> Poll<Option<End>> {
+/// Polls a parked connection's wake-up sources: `Ready(Ok(bytes read))` when something
+/// is to be handled (the stop signal or a delivery: 0; bytes read into the buffer),
+/// `Ready(Err)` when the socket ended or failed.
+fn poll_wake<S: Duplex>(link: &mut Link<S>, cx: &mut Context<'_>) -> Poll<Result<usize, End>> {
     let Link { conn, io } = link;
     if conn.control.poll_stop(cx).is_ready() {
-        return Poll::Ready(None);
+        return Poll::Ready(Ok(0));
     }
     if conn.can_pull(io) && conn.outbox_rx.poll_ready(cx).is_ready() {
-        return Poll::Ready(None);
+        return Poll::Ready(Ok(0));
     }
     match ready!(poll_read(io, cx)) {
-        Ok(0) => Poll::Ready(Some(End::Closed)),
+        Ok(0) => Poll::Ready(Err(End::Closed)),
         Ok(n) => {
             Stats::add(&conn.broker.stats.bytes_received, n as u64);
-            Poll::Ready(None)
+            Poll::Ready(Ok(n))
         }
-        Err(e) => Poll::Ready(Some(End::Io(e))),
+        Err(e) => Poll::Ready(Err(End::Io(e))),
     }
 }
 

@@ -56,8 +56,8 @@ pub(super) const COOL_AFTER: Duration = Duration::from_millis(20);
 /// 64 KiB messages). The subscribers it woke wait all that time in its worker's LIFO
 /// slot, which the other worker cannot steal. Found with per-message timestamps in
 /// `mqtt-load p2p --qos 1 --payload 65536 --publishers 4 --max-ahead 100`: a message
-/// woke its subscriber 4 ms after it arrived and was delivered 7 ms later, while its
-/// publisher's task read 35 more. A publisher of small messages reaches this share
+/// woke its waiting subscriber as it arrived, and the subscriber's task ran 6.6 ms
+/// later, while the publisher's task read 35 more. A publisher of small messages reaches this share
 /// only when it is as busy; docs/PERFORMANCE.md has what the limit gained and cost.
 pub(super) const READ_PER_POLL: usize = 2 * READ_BUFFER_STEP_MAX;
 

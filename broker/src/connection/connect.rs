@@ -195,6 +195,7 @@ async fn accept<S: Duplex>(
         rules,
         held: LazyDeque::new(),
         will_stored: false,
+        routed: 0,
     };
     conn.adopt_durability();
     let mut ack = ConnAck {

@@ -296,7 +296,10 @@ impl Conn {
         let code = match result {
             Ok(message) => {
                 // Acknowledged once every persistent session it reached has it on disk.
-                ticket = ticket.max(self.broker.publish(message).ticket);
+                let routed = self.broker.publish(message);
+                ticket = ticket.max(routed.ticket);
+                let delivered = u16::try_from(routed.delivered).unwrap_or(u16::MAX);
+                self.routed = self.routed.saturating_add(delivered);
                 ReasonCode::SUCCESS
             }
             // MQTT 3.1.1 has no negative acknowledgement: the message is dropped (counted

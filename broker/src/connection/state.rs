@@ -124,6 +124,9 @@ pub struct Conn {
     pub(crate) rules: Option<Arc<crate::auth::chain::SessionRules>>,
     /// The will is in the store's `wills` table (a clean session's will).
     pub(crate) will_stored: bool,
+    /// Deliveries queued by the client's acknowledged publishes since the connection
+    /// last looked ([`super::deliveries_first`]).
+    pub(crate) routed: u16,
     /// Packets waiting for the store (see `durable.rs`), in sending order.
     pub(crate) held: LazyDeque<(crate::store::Ticket, codec::Packet)>,
 }

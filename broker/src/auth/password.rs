@@ -173,7 +173,7 @@ impl Drop for InFlight<'_> {
 type Users = HashMap<String, Arc<PasswordHash>>;
 
 /// The password-file authenticator. `Send + Sync`; share it behind an `Arc`.
-/// Lock order: `seen` → `users` → `cache`; `failures` alone. No lock is held across
+/// Lock order: `seen` → `settling` → `users` → `cache`; `failures` alone. No lock is held across
 /// an `.await`.
 pub struct PasswordAuth {
     path: PathBuf,
@@ -181,6 +181,9 @@ pub struct PasswordAuth {
     users: RwLock<Users>,
     /// Stamp of the file as last read (successfully or not); also serialises reloads.
     seen: Mutex<Option<FileStamp>>,
+    /// A changed stamp seen by the last [`PasswordAuth::reload_if_changed`], to read
+    /// if the next call sees it unchanged.
+    settling: Mutex<Option<FileStamp>>,
     cache: Mutex<VerifyCache>,
     failures: Mutex<FailureTracker>,
     permits: Arc<Semaphore>,
@@ -217,6 +220,7 @@ impl PasswordAuth {
             cache_ttl: (cfg.cache_secs > 0).then(|| Duration::from_secs(cfg.cache_secs)),
             users: RwLock::new(HashMap::new()),
             seen: Mutex::new(None),
+            settling: Mutex::new(None),
             cache: Mutex::new(VerifyCache::default()),
             failures: Mutex::new(FailureTracker::new(ThrottlePolicy {
                 max_failures: cfg.max_failures,
@@ -247,13 +251,26 @@ impl PasswordAuth {
     }
 
     /// Reloads when the file's modification time, length (or inode, on unix)
-    /// changed since it was last read; `Ok(None)` when unchanged. A file that failed
-    /// to load is not retried until it changes again, so each bad version is
-    /// reported once.
+    /// changed since it was last read and has held since the previous call; `Ok(None)`
+    /// otherwise. Called every few seconds (the server's file watcher), so a change is
+    /// read one look after it is seen: a file replaced in place is truncated and then
+    /// written, and read in between it is empty, a valid file that refuses every user.
+    /// A file that failed to load is not retried until it changes again, so each bad
+    /// version is reported once.
     pub fn reload_if_changed(&self) -> Result<Option<usize>, Error> {
         let current = stamp_of(&self.path)?;
-        if *lock(&self.seen) == Some(current) {
-            return Ok(None);
+        {
+            let seen = lock(&self.seen);
+            let mut settling = lock(&self.settling);
+            if *seen == Some(current) {
+                *settling = None;
+                return Ok(None);
+            }
+            if *settling != Some(current) {
+                *settling = Some(current);
+                return Ok(None);
+            }
+            *settling = None;
         }
         self.reload().map(Some)
     }

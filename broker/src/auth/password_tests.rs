@@ -287,6 +287,11 @@ async fn reload_if_changed_detects_changes_and_reports_a_bad_file_once() {
     assert_eq!(auth.reload_if_changed().unwrap(), None);
 
     write_users(&cfg.path, &[("alice", "a"), ("bob", "b")]);
+    assert_eq!(
+        auth.reload_if_changed().unwrap(),
+        None,
+        "seen; read at the next look"
+    );
     assert_eq!(auth.reload_if_changed().unwrap(), Some(2));
     assert_eq!(auth.reload_if_changed().unwrap(), None);
     assert_eq!(
@@ -295,9 +300,39 @@ async fn reload_if_changed_detects_changes_and_reports_a_bad_file_once() {
     );
 
     std::fs::write(&cfg.path, "garbage\n").unwrap();
+    assert_eq!(auth.reload_if_changed().unwrap(), None);
     assert!(auth.reload_if_changed().is_err());
     assert_eq!(auth.reload_if_changed().unwrap(), None);
     assert_eq!(auth.users(), 2);
+}
+
+#[tokio::test]
+async fn a_file_caught_half_written_is_not_loaded() {
+    // The bug this guards against: the file watcher looked between the truncation and
+    // the write of a file being replaced in place, and loaded the empty file: every
+    // user was refused. A bad file written next kept that empty set in force. Seen as
+    // a flaky `sighup_style_reload_applies_a_new_file` in the integration tests.
+    let (_dir, cfg) = setup(&[("alice", "a")]);
+    let auth = PasswordAuth::load(&cfg).unwrap();
+    std::fs::write(&cfg.path, "").unwrap();
+    assert_eq!(
+        auth.reload_if_changed().unwrap(),
+        None,
+        "a change is read once it holds"
+    );
+    assert_eq!(auth.users(), 1);
+    write_users(&cfg.path, &[("alice", "a"), ("bob", "b")]);
+    assert_eq!(
+        auth.reload_if_changed().unwrap(),
+        None,
+        "changed again: it waits again"
+    );
+    assert_eq!(auth.users(), 1);
+    assert_eq!(auth.reload_if_changed().unwrap(), Some(2));
+    assert_eq!(
+        auth.check("bob", b"b", ip(A)).await,
+        PasswordVerdict::Accepted
+    );
 }
 
 /// Throttling: 2 tolerated failures, then 1 s doubling delays, capped at 1.5 s.

@@ -69,6 +69,8 @@ pub struct Stats {
     pub acl_denied_delivery: AtomicU64,
     /// Connections closed because their credentials (a JWT) expired.
     pub credentials_expired: AtomicU64,
+    /// Connections closed because the broker's code handling them panicked (a bug).
+    pub internal_errors: AtomicU64,
 }
 
 impl Stats {

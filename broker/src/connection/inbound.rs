@@ -183,6 +183,10 @@ impl Conn {
     /// limits and makes the message, or answers it at once (a refused payload, a QoS 2
     /// retransmission). `Err` closes the connection.
     pub(crate) fn accept_publish(&mut self, p: Publish) -> Result<Arrival, Error> {
+        #[cfg(test)]
+        if p.topic == super::panic_tests::PANIC_TOPIC {
+            panic!("a test asked for a panic");
+        }
         self.broker.stats.publish_received(p.qos, p.payload.len());
         let cfg = Arc::clone(&self.broker.config);
         if p.qos.as_u8() > cfg.mqtt.maximum_qos {

@@ -14,15 +14,19 @@ mod inbound;
 #[cfg(test)]
 mod order_tests;
 mod outbound;
+#[cfg(test)]
+mod panic_tests;
 mod state;
 mod task;
 
 use std::future::poll_fn;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use bytestring::ByteString;
+use futures_util::FutureExt;
 use futures_util::future::OptionFuture;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, timeout};
@@ -274,8 +278,31 @@ enum Step {
 
 /// An active phase: from a wake-up until the connection is quiet again (or ends).
 /// `first` on the phase right after CONNECT.
+///
+/// A panic in the broker's code while it handles the connection (a bug) ends that
+/// connection only, through the usual close: DISCONNECT (MQTT 5), the will, and the
+/// session given back to the registry, kept or ended as for any other close. Left to
+/// unwind, the panic made tokio drop the task with the connection inside, without its
+/// close: the client's registry entry and subscriptions stayed behind, and its next
+/// CONNECT waited 5 s for a hand-over that never came.
 async fn activate<S: Duplex>(mut link: Link<S>, first: bool) -> (Link<S>, Step) {
     let Link { conn, io } = &mut link;
+    let step = match AssertUnwindSafe(active(conn, io, first))
+        .catch_unwind()
+        .await
+    {
+        Ok(step) => step,
+        Err(panic) => {
+            // What the write buffer holds may end in half a packet.
+            io.wbuf.clear();
+            Step::End(End::Panicked(panic_message(panic.as_ref())))
+        }
+    };
+    (link, step)
+}
+
+/// The body of [`activate`].
+async fn active<S: Duplex>(conn: &mut Conn, io: &mut Io<S>, first: bool) -> Step {
     if first {
         Stats::incr(&conn.broker.stats.clients_connected);
         conn.resend_inflight(io);
@@ -285,13 +312,23 @@ async fn activate<S: Duplex>(mut link: Link<S>, first: bool) -> (Link<S>, Step) 
     if (first || !io.rbuf.is_empty())
         && let Some(end) = Box::pin(decode_all(conn, io)).await
     {
-        return (link, Step::End(end));
+        return Step::End(end);
     }
     if deliveries_first(conn, io) {
         tokio::task::yield_now().await;
     }
-    let step = event_loop(conn, io).await;
-    (link, step)
+    event_loop(conn, io).await
+}
+
+/// The text of a panic's payload (`panic!` gives a `&str` or a `String`).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
 }
 
 /// After a read: whether to let the deliveries go out before the acknowledgements.
@@ -322,6 +359,11 @@ fn detached(s: &ByteString) -> ByteString {
 async fn close<S: Duplex>(mut link: Link<S>, end: End) {
     let Link { conn, io } = &mut link;
     match &end {
+        End::Panicked(message) => {
+            Stats::incr(&conn.broker.stats.internal_errors);
+            tracing::error!(panic = %message, "connection closed: the broker panicked while handling it");
+            send_disconnect(conn, io, ReasonCode::UNSPECIFIED_ERROR, None);
+        }
         End::Failed(e) => {
             Stats::incr(&conn.broker.stats.protocol_errors);
             tracing::warn!(error = %e, "connection closed");

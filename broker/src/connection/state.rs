@@ -80,6 +80,8 @@ pub enum End {
     Shutdown,
     /// The credentials the client connected with (a JWT) expired.
     CredentialsExpired,
+    /// The broker's code panicked while handling the connection (a bug): the message.
+    Panicked(String),
 }
 
 /// The topic aliases of one connection (MQTT 5), which most clients never use.
@@ -238,7 +240,9 @@ fn disconnect_reason(end: &End) -> DisconnectReason {
         End::Disconnected { will: false } => DisconnectReason::Normal,
         End::Disconnected { will: true } => DisconnectReason::WithWill,
         // The WIT reasons (cauldron:plugin@0.4.0) have no "expired"; the broker closed it.
-        End::Closed | End::Io(_) | End::CredentialsExpired => DisconnectReason::ConnectionLost,
+        End::Closed | End::Io(_) | End::CredentialsExpired | End::Panicked(_) => {
+            DisconnectReason::ConnectionLost
+        }
         End::Failed(_) => DisconnectReason::ProtocolError,
         End::KeepAliveTimeout => DisconnectReason::KeepAliveTimeout,
         End::TakenOver => DisconnectReason::TakenOver,

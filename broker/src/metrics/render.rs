@@ -200,6 +200,11 @@ fn refusals(w: &mut Writer, st: &Stats) {
             "Connections closed because their credentials (a JWT) expired.",
             &st.credentials_expired,
         ),
+        (
+            "cauldron_internal_errors_total",
+            "Connections closed because the broker panicked while handling them (a bug; the log has the message).",
+            &st.internal_errors,
+        ),
     ];
     for (name, help, counter) in single {
         w.header(name, Kind::Counter, help);

@@ -35,6 +35,7 @@ fn fixed_stats() -> Stats {
     set(&s.messages_rejected, 7);
     set(&s.protocol_errors, 8);
     set(&s.credentials_expired, 9);
+    set(&s.internal_errors, 10);
     s
 }
 
@@ -126,6 +127,9 @@ cauldron_protocol_errors_total 8
 # HELP cauldron_credentials_expired_total Connections closed because their credentials (a JWT) expired.
 # TYPE cauldron_credentials_expired_total counter
 cauldron_credentials_expired_total 9
+# HELP cauldron_internal_errors_total Connections closed because the broker panicked while handling them (a bug; the log has the message).
+# TYPE cauldron_internal_errors_total counter
+cauldron_internal_errors_total 10
 "#;
 
 #[test]

@@ -1,0 +1,180 @@
+//! A panic in the broker's code while it handles a connection ends that connection
+//! only, through its usual close (see `activate` in `mod.rs`). Real connections over
+//! in-memory streams; under `cfg(test)` a PUBLISH to [`PANIC_TOPIC`] panics.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::Broker;
+use crate::transport::{Peer, Split};
+
+/// A PUBLISH to this topic panics in the broker (test builds only).
+pub(super) const PANIC_TOPIC: &str = "cauldron-test/panic";
+
+/// Opens a connection served on its own task and sends `connect`; returns the
+/// client's end.
+async fn open(broker: &Arc<Broker>, connect: &[u8]) -> DuplexStream {
+    let (mut client, server) = tokio::io::duplex(1 << 16);
+    let peer = Peer {
+        addr: "127.0.0.1:1".parse().unwrap(),
+        tls: None,
+    };
+    tokio::spawn(super::serve(
+        Split::new(server),
+        peer,
+        "x".into(),
+        Arc::clone(broker),
+        CancellationToken::new(),
+    ));
+    client.write_all(connect).await.unwrap();
+    client
+}
+
+/// CONNECT, MQTT 3.1.1, keep alive 60 s, client id `id` (one byte), clean session or not.
+fn connect_v4(id: u8, clean: bool) -> [u8; 15] {
+    let flags = if clean { 0x02 } else { 0x00 };
+    [
+        0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, flags, 0, 60, 0, 1, id,
+    ]
+}
+
+/// A PUBLISH at QoS 0 to the panicking topic, without properties (MQTT 3.1.1).
+fn panicking_publish(v5: bool) -> Vec<u8> {
+    let topic = PANIC_TOPIC.as_bytes();
+    let remaining = 2 + topic.len() + usize::from(v5);
+    let mut p = vec![0x30, remaining as u8, 0, topic.len() as u8];
+    p.extend_from_slice(topic);
+    if v5 {
+        p.push(0); // no properties
+    }
+    p
+}
+
+async fn read(client: &mut DuplexStream, n: usize, within: Duration) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    tokio::time::timeout(within, client.read_exact(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("no {n} bytes within {within:?}"))
+        .unwrap();
+    buf
+}
+
+async fn closed(client: &mut DuplexStream) {
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest))
+        .await
+        .expect("the connection was not closed within 5 s")
+        .unwrap();
+    assert!(
+        rest.is_empty(),
+        "unexpected bytes before the close: {rest:?}"
+    );
+}
+
+/// Waits until `done` holds (the close runs after the socket is shut).
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not within 5 s: {what}");
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_panic_while_handling_a_client_closes_it_and_keeps_its_session() {
+    // The bug this guards against: the panic unwound out of the connection's task,
+    // which tokio dropped without the close. The registry kept the client online,
+    // its next CONNECT waited 5 s for a hand-over and got a fresh session, and its
+    // subscriptions stayed in the router.
+    runtime().block_on(async {
+        let broker = Arc::new(Broker::new(crate::config::Config::default()));
+        let stats = &broker.stats;
+        let mut c = open(&broker, &connect_v4(b'c', false)).await;
+        assert_eq!(
+            read(&mut c, 4, Duration::from_secs(5)).await,
+            [0x20, 2, 0, 0]
+        );
+        // SUBSCRIBE (packet id 1) to "k" at QoS 1.
+        c.write_all(&[0x82, 6, 0, 1, 0, 1, b'k', 1]).await.unwrap();
+        assert_eq!(
+            read(&mut c, 5, Duration::from_secs(5)).await,
+            [0x90, 3, 0, 1, 1]
+        );
+
+        c.write_all(&panicking_publish(false)).await.unwrap();
+        closed(&mut c).await;
+        eventually("the session is stored offline", || {
+            broker.registry.offline() == 1
+        })
+        .await;
+        assert_eq!(broker.registry.len(), 1, "one session, offline");
+        assert_eq!(stats.internal_errors.load(Ordering::SeqCst), 1);
+        assert_eq!(stats.protocol_errors.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            stats.clients_connected.load(Ordering::SeqCst),
+            0,
+            "the connection is no longer counted"
+        );
+
+        // The client comes back at once to its session [MQTT-3.2.2-2]: session present.
+        let mut c = open(&broker, &connect_v4(b'c', false)).await;
+        assert_eq!(
+            read(&mut c, 4, Duration::from_secs(2)).await,
+            [0x20, 2, 1, 0],
+            "CONNACK with session present"
+        );
+        // Its subscription still delivers.
+        let mut p = open(&broker, &connect_v4(b'p', true)).await;
+        assert_eq!(
+            read(&mut p, 4, Duration::from_secs(5)).await,
+            [0x20, 2, 0, 0]
+        );
+        p.write_all(&[0x30, 5, 0, 1, b'k', b'h', b'i'])
+            .await
+            .unwrap();
+        let delivery = read(&mut c, 7, Duration::from_secs(5)).await;
+        assert_eq!(delivery, [0x30, 5, 0, 1, b'k', b'h', b'i']);
+    });
+}
+
+#[test]
+fn an_mqtt5_client_gets_disconnect_0x80_before_the_close() {
+    runtime().block_on(async {
+        let broker = Arc::new(Broker::new(crate::config::Config::default()));
+        // CONNECT, MQTT 5, clean start, keep alive 60 s, no properties, client id "v".
+        let connect = [
+            0x10, 14, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0, 0, 1, b'v',
+        ];
+        let mut c = open(&broker, &connect).await;
+        let head = read(&mut c, 2, Duration::from_secs(5)).await;
+        assert_eq!(head[0], 0x20, "CONNACK");
+        let connack = read(&mut c, usize::from(head[1]), Duration::from_secs(5)).await;
+        assert_eq!(connack[..2], [0, 0], "accepted, no session");
+
+        c.write_all(&panicking_publish(true)).await.unwrap();
+        let head = read(&mut c, 2, Duration::from_secs(5)).await;
+        assert_eq!(head[0], 0xE0, "DISCONNECT");
+        let body = read(&mut c, usize::from(head[1]), Duration::from_secs(5)).await;
+        assert_eq!(body[0], 0x80, "Unspecified error");
+        // [MQTT-4.13.2-1] a reason code of 0x80 or above: the connection is closed.
+        closed(&mut c).await;
+        eventually("the session ends with the connection", || {
+            broker.registry.is_empty()
+        })
+        .await;
+        assert_eq!(broker.stats.internal_errors.load(Ordering::SeqCst), 1);
+    });
+}

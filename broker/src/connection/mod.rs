@@ -241,6 +241,26 @@ where
     )
 }
 
+/// Serves `stream`, the broker's end of an in-memory connection, on its own task (the
+/// tests of this module).
+#[cfg(test)]
+fn spawn_served<S>(broker: &Arc<Broker>, stream: S)
+where
+    S: tokio::io::AsyncRead + AsyncWrite + Send + 'static,
+{
+    let peer = Peer {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+        tls: None,
+    };
+    tokio::spawn(serve(
+        crate::transport::Split::new(stream),
+        peer,
+        "x".into(),
+        Arc::clone(broker),
+        CancellationToken::new(),
+    ));
+}
+
 /// The CONNECT exchange; `None` when the connection ends there (refused, closed,
 /// timed out), after flushing what was answered.
 async fn establish<S: Duplex>(

@@ -11,11 +11,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
-use tokio_util::sync::CancellationToken;
 
 use super::DELIVERIES_FIRST_MAX;
 use crate::broker::Broker;
-use crate::transport::{Peer, Split};
 
 type Log = Arc<Mutex<Vec<&'static str>>>;
 
@@ -91,17 +89,7 @@ async fn connect(broker: &Arc<Broker>, log: &Log, id: &'static str) -> DuplexStr
         name: id,
         log: Arc::clone(log),
     };
-    let peer = Peer {
-        addr: "127.0.0.1:1".parse().unwrap(),
-        tls: None,
-    };
-    tokio::spawn(super::serve(
-        Split::new(server),
-        peer,
-        "x".into(),
-        Arc::clone(broker),
-        CancellationToken::new(),
-    ));
+    super::spawn_served(broker, server);
     let mut connect = vec![0x10, 12 + id.len() as u8, 0, 4, b'M', b'Q', b'T', b'T', 4];
     connect.extend_from_slice(&[0x02, 0, 60, 0, id.len() as u8]);
     connect.extend_from_slice(id.as_bytes());

@@ -7,10 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
-use crate::transport::{Peer, Split};
 
 /// A PUBLISH to this topic panics in the broker (test builds only).
 pub(super) const PANIC_TOPIC: &str = "cauldron-test/panic";
@@ -19,17 +17,7 @@ pub(super) const PANIC_TOPIC: &str = "cauldron-test/panic";
 /// client's end.
 async fn open(broker: &Arc<Broker>, connect: &[u8]) -> DuplexStream {
     let (mut client, server) = tokio::io::duplex(1 << 16);
-    let peer = Peer {
-        addr: "127.0.0.1:1".parse().unwrap(),
-        tls: None,
-    };
-    tokio::spawn(super::serve(
-        Split::new(server),
-        peer,
-        "x".into(),
-        Arc::clone(broker),
-        CancellationToken::new(),
-    ));
+    super::spawn_served(broker, server);
     client.write_all(connect).await.unwrap();
     client
 }

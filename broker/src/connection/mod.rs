@@ -18,6 +18,8 @@ mod outbound;
 mod panic_tests;
 mod state;
 mod task;
+#[cfg(test)]
+mod test_io;
 
 use std::future::poll_fn;
 use std::panic::AssertUnwindSafe;
@@ -239,26 +241,6 @@ where
         Box::pin(establish(io, peer, listener, broker, shutdown)),
         activate::<S>,
     )
-}
-
-/// Serves `stream`, the broker's end of an in-memory connection, on its own task (the
-/// tests of this module).
-#[cfg(test)]
-fn spawn_served<S>(broker: &Arc<Broker>, stream: S)
-where
-    S: tokio::io::AsyncRead + AsyncWrite + Send + 'static,
-{
-    let peer = Peer {
-        addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
-        tls: None,
-    };
-    tokio::spawn(serve(
-        crate::transport::Split::new(stream),
-        peer,
-        "x".into(),
-        Arc::clone(broker),
-        CancellationToken::new(),
-    ));
 }
 
 /// The CONNECT exchange; `None` when the connection ends there (refused, closed,

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 
 use super::DELIVERIES_FIRST_MAX;
+use super::test_io::{self, connect_v4, spawn_served};
 use crate::broker::Broker;
 
 type Log = Arc<Mutex<Vec<&'static str>>>;
@@ -89,11 +90,8 @@ async fn connect(broker: &Arc<Broker>, log: &Log, id: &'static str) -> DuplexStr
         name: id,
         log: Arc::clone(log),
     };
-    super::spawn_served(broker, server);
-    let mut connect = vec![0x10, 12 + id.len() as u8, 0, 4, b'M', b'Q', b'T', b'T', 4];
-    connect.extend_from_slice(&[0x02, 0, 60, 0, id.len() as u8]);
-    connect.extend_from_slice(id.as_bytes());
-    client.write_all(&connect).await.unwrap();
+    spawn_served(broker, server);
+    client.write_all(&connect_v4(id, true)).await.unwrap();
     assert_eq!(
         read(&mut client, 4).await,
         [0x20, 2, 0, 0],
@@ -103,12 +101,7 @@ async fn connect(broker: &Arc<Broker>, log: &Log, id: &'static str) -> DuplexStr
 }
 
 async fn read(client: &mut DuplexStream, n: usize) -> Vec<u8> {
-    let mut buf = vec![0; n];
-    tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut buf))
-        .await
-        .expect("nothing to read within 5 s")
-        .unwrap();
-    buf
+    test_io::read(client, n, Duration::from_secs(5)).await
 }
 
 /// Subscribes `subscribers` clients to "t" at QoS 1, publishes one QoS 1 message on

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
+use super::test_io::{connect_v4, read, spawn_served};
 use crate::broker::Broker;
 
 /// A PUBLISH to this topic panics in the broker (test builds only).
@@ -17,20 +18,12 @@ pub(super) const PANIC_TOPIC: &str = "cauldron-test/panic";
 /// client's end.
 async fn open(broker: &Arc<Broker>, connect: &[u8]) -> DuplexStream {
     let (mut client, server) = tokio::io::duplex(1 << 16);
-    super::spawn_served(broker, server);
+    spawn_served(broker, server);
     client.write_all(connect).await.unwrap();
     client
 }
 
-/// CONNECT, MQTT 3.1.1, keep alive 60 s, client id `id` (one byte), clean session or not.
-fn connect_v4(id: u8, clean: bool) -> [u8; 15] {
-    let flags = if clean { 0x02 } else { 0x00 };
-    [
-        0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, flags, 0, 60, 0, 1, id,
-    ]
-}
-
-/// A PUBLISH at QoS 0 to the panicking topic, without properties (MQTT 3.1.1).
+/// A PUBLISH at QoS 0 to the panicking topic; MQTT 5 adds an empty property length.
 fn panicking_publish(v5: bool) -> Vec<u8> {
     let topic = PANIC_TOPIC.as_bytes();
     let remaining = 2 + topic.len() + usize::from(v5);
@@ -40,15 +33,6 @@ fn panicking_publish(v5: bool) -> Vec<u8> {
         p.push(0); // no properties
     }
     p
-}
-
-async fn read(client: &mut DuplexStream, n: usize, within: Duration) -> Vec<u8> {
-    let mut buf = vec![0; n];
-    tokio::time::timeout(within, client.read_exact(&mut buf))
-        .await
-        .unwrap_or_else(|_| panic!("no {n} bytes within {within:?}"))
-        .unwrap();
-    buf
 }
 
 async fn closed(client: &mut DuplexStream) {
@@ -90,7 +74,7 @@ fn a_panic_while_handling_a_client_closes_it_and_keeps_its_session() {
     runtime().block_on(async {
         let broker = Arc::new(Broker::new(crate::config::Config::default()));
         let stats = &broker.stats;
-        let mut c = open(&broker, &connect_v4(b'c', false)).await;
+        let mut c = open(&broker, &connect_v4("c", false)).await;
         assert_eq!(
             read(&mut c, 4, Duration::from_secs(5)).await,
             [0x20, 2, 0, 0]
@@ -118,14 +102,14 @@ fn a_panic_while_handling_a_client_closes_it_and_keeps_its_session() {
         );
 
         // The client comes back at once to its session [MQTT-3.2.2-2]: session present.
-        let mut c = open(&broker, &connect_v4(b'c', false)).await;
+        let mut c = open(&broker, &connect_v4("c", false)).await;
         assert_eq!(
             read(&mut c, 4, Duration::from_secs(2)).await,
             [0x20, 2, 1, 0],
             "CONNACK with session present"
         );
         // Its subscription still delivers.
-        let mut p = open(&broker, &connect_v4(b'p', true)).await;
+        let mut p = open(&broker, &connect_v4("p", true)).await;
         assert_eq!(
             read(&mut p, 4, Duration::from_secs(5)).await,
             [0x20, 2, 0, 0]

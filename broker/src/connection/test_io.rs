@@ -1,0 +1,48 @@
+//! What the connection tests share: a connection served over an in-memory stream, the
+//! CONNECT they send, and reads that give up after a while.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, DuplexStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::Broker;
+use crate::transport::{Peer, Split};
+
+/// Serves `stream`, the broker's end of an in-memory connection, on its own task.
+pub(super) fn spawn_served<S>(broker: &Arc<Broker>, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let peer = Peer {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+        tls: None,
+    };
+    tokio::spawn(super::serve(
+        Split::new(stream),
+        peer,
+        "x".into(),
+        Arc::clone(broker),
+        CancellationToken::new(),
+    ));
+}
+
+/// CONNECT, MQTT 3.1.1, keep alive 60 s, client id `id`, clean session or not.
+pub(super) fn connect_v4(id: &str, clean: bool) -> Vec<u8> {
+    let flags = if clean { 0x02 } else { 0x00 };
+    let mut connect = vec![0x10, 12 + id.len() as u8, 0, 4, b'M', b'Q', b'T', b'T', 4];
+    connect.extend_from_slice(&[flags, 0, 60, 0, id.len() as u8]);
+    connect.extend_from_slice(id.as_bytes());
+    connect
+}
+
+/// Reads exactly `n` bytes, failing the test when they do not come `within`.
+pub(super) async fn read(client: &mut DuplexStream, n: usize, within: Duration) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    tokio::time::timeout(within, client.read_exact(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("no {n} bytes within {within:?}"))
+        .unwrap();
+    buf
+}

@@ -43,42 +43,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh" # wait_port, mosquitto_conf, cauldron_conf
 PORT=18931
-cat >"$WORK/mosquitto.conf" <<EOF
-listener $PORT 127.0.0.1
-allow_anonymous true
-persistence false
-max_inflight_messages 100
-max_queued_messages 1000
-set_tcp_nodelay true
-log_dest stderr
-log_type error
-EOF
-cat >"$WORK/cauldron.toml" <<EOF
-[[listeners]]
-name = "bench"
-bind = "127.0.0.1:$PORT"
-
-[limits]
-max_inflight_messages = 100
-max_queued_messages = 1000
-max_connections = 100000
-
-[sys]
-enabled = false
-
-[storage]
-backend = "memory"
-EOF
-
-wait_port() {
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "nothing listens on port $PORT" >&2
-    return 1
-}
+mosquitto_conf "$PORT" >"$WORK/mosquitto.conf"
+cauldron_conf "$PORT" >"$WORK/cauldron.toml"
 
 for round in $(seq "$ROUNDS"); do
     for broker in "${BROKERS[@]}"; do
@@ -88,7 +57,7 @@ for round in $(seq "$ROUNDS"); do
             RUST_LOG=warn "$broker" --config "$WORK/cauldron.toml" >"$WORK/broker.log" 2>&1 &
         fi
         PID=$!
-        wait_port || { cat "$WORK/broker.log" >&2; exit 1; }
+        wait_port "$PORT" || { cat "$WORK/broker.log" >&2; exit 1; }
         rm -f "$WORK/run.json"
         "$LOAD" "$@" --addr "127.0.0.1:$PORT" --json "$WORK/run.json" >/dev/null
         kill "$PID"

@@ -65,15 +65,9 @@ CAULDRON="$BIN/cauldron"
 
 # --- brokers -------------------------------------------------------------------------
 
-# wait_port PORT: until something listens on 127.0.0.1:PORT (10 s).
-wait_port() {
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "nothing listens on port $1" >&2
-    return 1
-}
+# wait_port, mosquitto_conf, cauldron_conf
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # start NAME PORT CMD...: runs a broker in the background, records its pid in PID_<NAME>.
 start() {
@@ -85,49 +79,6 @@ start() {
     printf -v "PID_${name//-/_}" '%s' "$pid"
     wait_port "$port" || { cat "$WORK/$name.log" >&2; exit 1; }
     echo "started $name (pid $pid) on 127.0.0.1:$port"
-}
-
-mosquitto_conf() { # PORT [auth]
-    cat <<EOF
-listener $1 127.0.0.1
-persistence false
-max_inflight_messages 100
-max_queued_messages 1000
-set_tcp_nodelay true
-log_dest stderr
-log_type error
-EOF
-    if [ "${2:-}" = auth ]; then
-        echo "allow_anonymous false"
-        echo "password_file $WORK/mosquitto.passwd"
-    else
-        echo "allow_anonymous true"
-    fi
-}
-
-cauldron_conf() { # PORT [auth|plugin]
-    cat <<EOF
-[[listeners]]
-name = "bench"
-bind = "127.0.0.1:$1"
-
-[limits]
-max_inflight_messages = 100
-max_queued_messages = 1000
-# Mosquitto has no connection limit by default; the full run holds 10000 idle clients.
-max_connections = 100000
-
-[sys]
-enabled = false
-
-# Like Mosquitto's "persistence false" above (bench/storage.sh measures the store).
-[storage]
-backend = "memory"
-EOF
-    case "${2:-}" in
-        auth) printf '\n[auth]\nallow_anonymous = false\n\n[auth.password_file]\npath = "%s"\n' "$WORK/cauldron.passwd" ;;
-        plugin) printf '\n[[plugins]]\nname = "passthrough"\npath = "%s"\n' "$WASM" ;;
-    esac
 }
 
 rumqttd_conf() { # PORT

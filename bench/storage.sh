@@ -61,14 +61,8 @@ LOAD="$BIN/mqtt-load"
 CAULDRON="$BIN/cauldron"
 command -v mosquitto_sub >/dev/null || { echo "needs mosquitto_sub (mosquitto-clients)" >&2; exit 1; }
 
-wait_port() {
-    for _ in $(seq 300); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "nothing listens on port $1" >&2
-    return 1
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh" # wait_port (its configs are its own)
 
 # launch NAME CMD...: a background broker, its pid in PID_<NAME>.
 launch() {
@@ -142,7 +136,7 @@ launch cauldron-always "$CAULDRON" --config "$WORK/c-always.toml"
 launch cauldron-periodic "$CAULDRON" --config "$WORK/c-periodic.toml"
 launch cauldron-memory "$CAULDRON" --config "$WORK/c-memory.toml"
 launch mosquitto "$MOSQUITTO" -c "$WORK/mosquitto.conf"
-for p in 18870 18871 18872 18873 18874; do wait_port "$p"; done
+for p in 18870 18871 18872 18873 18874; do wait_port "$p" 300; done
 for round in $(seq "$ROUNDS"); do
     for qos in 1 2; do
         for b in "${BROKERS[@]}"; do
@@ -179,7 +173,7 @@ for b in "cauldron 18881" "mosquitto 18880"; do
         data="$WORK/mosq-$port"
     fi
     launch "$name-fill" "${cmd[@]}"
-    wait_port "$port"
+    wait_port "$port" 300
     t0=$(date +%s%N)
     "$LOAD" populate --addr "127.0.0.1:$port" --broker "$name" --messages "$RETAINED" \
         --connections "$SESSIONS" --concurrency 50 --payload 64 >/dev/null
@@ -189,7 +183,7 @@ for b in "cauldron 18881" "mosquitto 18880"; do
     for r in $(seq "$ROUNDS"); do
         t0=$(date +%s%N)
         launch "$name-r$r" "${cmd[@]}"
-        wait_port "$port"
+        wait_port "$port" 300
         mosquitto_sub -h 127.0.0.1 -p "$port" -t "$last" -C 1 -W 120 >/dev/null
         ms=$(( ($(date +%s%N) - t0) / 1000000 ))
         var="PID_${name}_r$r"

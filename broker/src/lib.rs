@@ -12,7 +12,8 @@
 //! - [`router`]: subscription index and fan-out; [`retain`]: retained messages
 //! - [`codec`]: bytes ↔ packets; [`message`], [`topic`], [`types`]: domain types;
 //!   [`small_map`]: the map behind per-client subscriptions
-//! - [`config`]: figment configuration
+//! - [`config`]: figment configuration; [`file_watch`]: noticing that a file the
+//!   broker re-reads (password file, JWT keys, certificates) changed on disk
 
 pub mod acl;
 pub mod auth;
@@ -21,6 +22,7 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod control;
+pub mod file_watch;
 pub mod heap;
 pub mod lazy_deque;
 pub mod message;

@@ -25,8 +25,9 @@ use crate::transport::{Peer, Transport};
 /// How often keep alives, credentials, offline sessions, delayed wills and retained
 /// messages are checked for expiry (a silent client is closed up to this late).
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
-/// How often the password file is checked for changes.
-const AUTH_FILE_POLL: Duration = Duration::from_secs(2);
+/// How often the password file, the JWT key file and the certificates are checked for
+/// changes.
+const FILE_POLL: Duration = Duration::from_secs(2);
 /// How long shutdown waits for connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -181,8 +182,8 @@ impl Server {
             ));
         }
         tracker.spawn(sweeper(Arc::clone(&self.broker), shutdown.clone()));
-        if self.broker.auth.password.is_some() {
-            tracker.spawn(watch_auth_files(Arc::clone(&self.broker), shutdown.clone()));
+        if self.broker.auth.has_watched_files() || !self.broker.tls_states().is_empty() {
+            tracker.spawn(watch_files(Arc::clone(&self.broker), shutdown.clone()));
         }
         if self.broker.config.sys.enabled {
             tracker.spawn(crate::sys::publish_loop(
@@ -421,17 +422,35 @@ async fn sweeper(broker: Arc<Broker>, shutdown: CancellationToken) {
     }
 }
 
-/// Re-reads the password file when it changes on disk.
-async fn watch_auth_files(broker: Arc<Broker>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(AUTH_FILE_POLL);
+/// Re-reads the password file, the JWT key file and the TLS listeners' certificates
+/// when they change on disk (each once the change has held for one look).
+async fn watch_files(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(FILE_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {
                 let b = Arc::clone(&broker);
-                // File I/O and argon2 parameter checks stay off the I/O threads.
-                let _ = tokio::task::spawn_blocking(move || b.auth.reload_changed_files()).await;
+                // File I/O and parsing stay off the I/O threads.
+                let _ = tokio::task::spawn_blocking(move || {
+                    b.auth.reload_changed_files();
+                    reload_changed_tls(&b);
+                })
+                .await;
+            }
+        }
+    }
+}
+
+/// The file watcher's look at the TLS listeners' files. Blocks on file I/O.
+fn reload_changed_tls(broker: &Broker) {
+    for (listener, state) in broker.tls_states() {
+        match state.reload_if_changed() {
+            Ok(true) => info!(listener, "certificate files changed; reloaded"),
+            Ok(false) => {}
+            Err(error) => {
+                warn!(listener, %error, "certificate files changed but cannot be used; the previous certificates stay in use")
             }
         }
     }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::identity::TokenPermissions;
+use crate::file_watch::FileWatch;
 
 #[path = "jwt_claims.rs"]
 mod claims;
@@ -178,6 +179,8 @@ pub struct JwtAuth {
     family: AlgorithmFamily,
     validation: Validation,
     keys: RwLock<Arc<KeySet>>,
+    /// The key file (`None` with a secret), and the version of it last read.
+    watch: Option<FileWatch>,
 }
 
 impl std::fmt::Debug for JwtAuth {
@@ -194,7 +197,15 @@ impl JwtAuth {
     pub fn new(cfg: &JwtConfig) -> Result<JwtAuth, Error> {
         let (algorithms, family) = keys::parse_algorithms(&cfg.algorithms)?;
         let source = keys::key_source(cfg)?;
-        let keys = keys::load(&source, &algorithms, family)?;
+        let watch = match &source {
+            KeySource::Secret(_) => None,
+            KeySource::Pem(path) | KeySource::Jwks(path) => Some(FileWatch::new(path)),
+        };
+        let load = || keys::load(&source, &algorithms, family);
+        let keys = match &watch {
+            Some(watch) => watch.read(|_| load())?,
+            None => load()?,
+        };
         Ok(JwtAuth {
             validation: validation(cfg, &algorithms),
             cfg: cfg.clone(),
@@ -202,18 +213,47 @@ impl JwtAuth {
             algorithms,
             family,
             keys: RwLock::new(Arc::new(keys)),
+            watch,
         })
     }
 
-    /// Re-reads the key file (on SIGHUP). On error the old keys stay in force.
+    /// Re-reads the key file (on SIGHUP, or when it changed). On error the old keys
+    /// stay in force.
     pub fn reload(&self) -> Result<(), Error> {
-        if let KeySource::Secret(_) = self.source {
+        let Some(watch) = &self.watch else {
             return Ok(());
+        };
+        watch.read(|_| {
+            let keys = keys::load(&self.source, &self.algorithms, self.family)?;
+            *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+            tracing::info!(path = %watch.path().display(), "jwt keys reloaded");
+            Ok(())
+        })
+    }
+
+    /// Reloads the key file when it changed on disk and the change has held since the
+    /// previous call ([`FileWatch::changed`]); `Ok(false)` otherwise, and always with a
+    /// secret. Called every few seconds by the server's file watcher, so rotated keys
+    /// (a new JWKS) are taken without a SIGHUP. A file that failed to load is not
+    /// retried until it changes again.
+    pub fn reload_if_changed(&self) -> Result<bool, Error> {
+        let Some(watch) = &self.watch else {
+            return Ok(false);
+        };
+        let changed = watch.changed().map_err(|source| Error::Read {
+            path: watch.path().to_path_buf(),
+            source,
+        })?;
+        if changed {
+            self.reload().map(|()| true)
+        } else {
+            Ok(false)
         }
-        let keys = keys::load(&self.source, &self.algorithms, self.family)?;
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
-        tracing::info!("jwt keys reloaded");
-        Ok(())
+    }
+
+    /// Whether the keys come from a file (which the server then watches).
+    pub fn has_key_file(&self) -> bool {
+        self.watch.is_some()
     }
 
     /// Verifies `token` (the MQTT password) now. See [`JwtAuth::verify_at`].

@@ -213,8 +213,44 @@ fn reload_swaps_keys_and_keeps_old_ones_on_error() {
 }
 
 #[test]
+fn a_rotated_key_file_is_taken_once_it_holds() {
+    let key = TempKey::new("watch", "rsa_public.pem");
+    let auth = JwtAuth::new(&JwtConfig {
+        public_key_file: Some(key.path().to_path_buf()),
+        ..config(&["RS256"])
+    })
+    .unwrap();
+    assert!(auth.has_key_file());
+    let rsa2_key = jsonwebtoken::EncodingKey::from_rsa_pem(
+        &std::fs::read(fixture("rsa2_private.pem")).unwrap(),
+    )
+    .unwrap();
+    let by_rsa2 = sign_with(Algorithm::RS256, &rsa2_key, None, &base_claims());
+    assert!(!auth.reload_if_changed().unwrap(), "unchanged");
+
+    key.replace_with("rsa2_public.pem");
+    assert!(
+        !auth.reload_if_changed().unwrap(),
+        "seen; read at the next look"
+    );
+    assert_eq!(invalid(&auth, &by_rsa2), "invalid signature");
+    assert!(auth.reload_if_changed().unwrap());
+    valid(&auth, &by_rsa2);
+    assert!(!auth.reload_if_changed().unwrap(), "read: unchanged again");
+
+    // A broken file is reported once and the keys in force stay.
+    key.replace_with("garbage.pem");
+    assert!(!auth.reload_if_changed().unwrap());
+    assert!(auth.reload_if_changed().is_err());
+    assert!(!auth.reload_if_changed().unwrap());
+    valid(&auth, &by_rsa2);
+}
+
+#[test]
 fn reload_of_secret_config_is_a_no_op() {
     let auth = JwtAuth::new(&hmac_config(&["HS256"])).unwrap();
+    assert!(!auth.has_key_file());
+    assert!(!auth.reload_if_changed().unwrap());
     auth.reload().unwrap();
     valid(&auth, &sign(Algorithm::HS256, &base_claims()));
 }

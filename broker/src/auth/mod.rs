@@ -127,20 +127,29 @@ impl Auth {
         errors
     }
 
-    /// Reloads the password file when it changed on disk (polled by the server).
-    /// Blocks on file I/O.
+    /// Whether any built-in reads a file the server should watch for changes.
+    pub fn has_watched_files(&self) -> bool {
+        self.password.is_some() || self.jwt.as_ref().is_some_and(JwtAuth::has_key_file)
+    }
+
+    /// Reloads the password file and the JWT key file when they changed on disk (polled
+    /// by the server). Blocks on file I/O.
     pub fn reload_changed_files(&self) {
-        let Some(p) = &self.password else {
-            return;
-        };
-        match p.reload_if_changed() {
-            Ok(Some(users)) => {
-                tracing::info!(users, path = %p.path().display(), "password file changed; reloaded");
+        if let Some(p) = &self.password {
+            match p.reload_if_changed() {
+                Ok(Some(users)) => {
+                    tracing::info!(users, path = %p.path().display(), "password file changed; reloaded");
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "password file changed but cannot be used; the previous users stay in force");
+                }
             }
-            Ok(None) => {}
-            Err(error) => {
-                tracing::warn!(%error, "password file changed but cannot be used; the previous users stay in force");
-            }
+        }
+        if let Some(j) = &self.jwt
+            && let Err(error) = j.reload_if_changed()
+        {
+            tracing::warn!(%error, "jwt key file changed but cannot be used; the previous keys stay in force");
         }
     }
 }

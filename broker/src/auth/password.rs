@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use argon2::password_hash::{self, PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, PasswordHash, Version};
@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
+
+use crate::file_watch::FileWatch;
 
 use super::password_limits::{
     Admission, FailureTracker, ThrottlePolicy, VerifyCache, cache_digest,
@@ -122,28 +124,6 @@ pub enum PasswordVerdict {
     Throttled,
 }
 
-/// Identifies a version of the file without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    #[cfg(unix)]
-    inode: u64,
-}
-
-fn stamp_of(path: &Path) -> Result<FileStamp, Error> {
-    let meta = std::fs::metadata(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(FileStamp {
-        modified: meta.modified().ok(),
-        len: meta.len(),
-        #[cfg(unix)]
-        inode: std::os::unix::fs::MetadataExt::ino(&meta),
-    })
-}
-
 /// Verification counters (cheap atomics, kept for tests and future metrics).
 #[derive(Debug, Default)]
 struct Counters {
@@ -173,17 +153,13 @@ impl Drop for InFlight<'_> {
 type Users = HashMap<String, Arc<PasswordHash>>;
 
 /// The password-file authenticator. `Send + Sync`; share it behind an `Arc`.
-/// Lock order: `seen` → `settling` → `users` → `cache`; `failures` alone. No lock is held across
-/// an `.await`.
+/// Lock order: the file watch → `users` → `cache`; `failures` alone. No lock is held
+/// across an `.await`.
 pub struct PasswordAuth {
-    path: PathBuf,
+    /// The file, and the version of it last read (its lock also serialises reloads).
+    watch: FileWatch,
     cache_ttl: Option<Duration>,
     users: RwLock<Users>,
-    /// Stamp of the file as last read (successfully or not); also serialises reloads.
-    seen: Mutex<Option<FileStamp>>,
-    /// A changed stamp seen by the last [`PasswordAuth::reload_if_changed`], to read
-    /// if the next call sees it unchanged.
-    settling: Mutex<Option<FileStamp>>,
     cache: Mutex<VerifyCache>,
     failures: Mutex<FailureTracker>,
     permits: Arc<Semaphore>,
@@ -195,7 +171,7 @@ pub struct PasswordAuth {
 impl fmt::Debug for PasswordAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PasswordAuth")
-            .field("path", &self.path)
+            .field("path", &self.watch.path())
             .field("users", &self.users())
             .finish_non_exhaustive()
     }
@@ -216,11 +192,9 @@ impl PasswordAuth {
     pub fn load(cfg: &PasswordFileConfig) -> Result<PasswordAuth, Error> {
         let dummy = hash_phc(&random_key()?, &cfg.argon2)?;
         let auth = PasswordAuth {
-            path: cfg.path.clone(),
+            watch: FileWatch::new(&cfg.path),
             cache_ttl: (cfg.cache_secs > 0).then(|| Duration::from_secs(cfg.cache_secs)),
             users: RwLock::new(HashMap::new()),
-            seen: Mutex::new(None),
-            settling: Mutex::new(None),
             cache: Mutex::new(VerifyCache::default()),
             failures: Mutex::new(FailureTracker::new(ThrottlePolicy {
                 max_failures: cfg.max_failures,
@@ -241,38 +215,28 @@ impl PasswordAuth {
     /// returned for the caller to log. Users whose entry changed or disappeared lose
     /// their cached successes. Blocking (file I/O).
     pub fn reload(&self) -> Result<usize, Error> {
-        let mut seen = lock(&self.seen);
-        // Stat before reading: a change racing with the read is seen next time.
-        *seen = stamp_of(&self.path).ok();
-        let file = PasswordFile::load(&self.path)?;
-        let count = self.install(file.into_users());
-        debug!(path = %self.path.display(), users = count, "password file loaded");
-        Ok(count)
+        self.watch.read(|path| {
+            let file = PasswordFile::load(path)?;
+            let count = self.install(file.into_users());
+            debug!(path = %path.display(), users = count, "password file loaded");
+            Ok(count)
+        })
     }
 
-    /// Reloads when the file's modification time, length (or inode, on unix)
-    /// changed since it was last read and has held since the previous call; `Ok(None)`
-    /// otherwise. Called every few seconds (the server's file watcher), so a change is
-    /// read one look after it is seen: a file replaced in place is truncated and then
-    /// written, and read in between it is empty, a valid file that refuses every user.
-    /// A file that failed to load is not retried until it changes again, so each bad
-    /// version is reported once.
+    /// Reloads when the file changed since it was last read and the change has held
+    /// since the previous call ([`FileWatch::changed`]); `Ok(None)` otherwise. Called
+    /// every few seconds by the server's file watcher. A file that failed to load is not
+    /// retried until it changes again, so each bad version is reported once.
     pub fn reload_if_changed(&self) -> Result<Option<usize>, Error> {
-        let current = stamp_of(&self.path)?;
-        {
-            let seen = lock(&self.seen);
-            let mut settling = lock(&self.settling);
-            if *seen == Some(current) {
-                *settling = None;
-                return Ok(None);
-            }
-            if *settling != Some(current) {
-                *settling = Some(current);
-                return Ok(None);
-            }
-            *settling = None;
+        let changed = self.watch.changed().map_err(|source| Error::Read {
+            path: self.watch.path().to_path_buf(),
+            source,
+        })?;
+        if changed {
+            self.reload().map(Some)
+        } else {
+            Ok(None)
         }
-        self.reload().map(Some)
     }
 
     /// Number of users currently loaded.
@@ -285,7 +249,7 @@ impl PasswordAuth {
 
     /// The file this authenticator reads.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.watch.path()
     }
 
     /// Checks `username`/`password` for a client connecting from `peer`.

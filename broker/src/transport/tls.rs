@@ -1,12 +1,13 @@
 //! TLS for `tls` and `wss` listeners: certificates and keys read from PEM files into a
 //! rustls `ServerConfig` (ring provider, TLS 1.2 and 1.3 only), optional client
 //! certificate verification against a CA file (mTLS), the peer identity taken from a
-//! verified client certificate, and reload (SIGHUP) by swapping the whole config.
+//! verified client certificate, and reload (SIGHUP, or the files changed on disk) by
+//! swapping the whole config.
 //!
 //! This module knows files, rustls and x509 names; it knows nothing about MQTT.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
@@ -17,6 +18,7 @@ use tokio_rustls::server::TlsStream;
 
 use super::{Stream, TlsPeer};
 use crate::config::{CertUsername, TlsConfig};
+use crate::file_watch::{self, FileWatch};
 
 /// Why a listener's certificates could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -59,28 +61,65 @@ pub enum Error {
     },
 }
 
-/// One listener's TLS state: the settings and the current `ServerConfig`.
+/// One listener's TLS state: the settings, the current `ServerConfig` and the files it
+/// was read from.
 pub struct TlsState {
     settings: TlsConfig,
     current: RwLock<Arc<ServerConfig>>,
+    /// The certificate, key and client CA files, and the versions last read. Its lock
+    /// serialises reloads (SIGHUP and the file watcher).
+    files: Mutex<Vec<FileWatch>>,
 }
 
 impl TlsState {
     /// Reads the certificates named in `settings`.
     pub fn load(settings: &TlsConfig) -> Result<TlsState, Error> {
+        let mut files = vec![
+            FileWatch::new(&settings.cert_file),
+            FileWatch::new(&settings.key_file),
+        ];
+        files.extend(settings.client_ca_file.as_ref().map(FileWatch::new));
+        for file in &files {
+            file.read(|_| ());
+        }
         let config = server_config(settings)?;
         Ok(TlsState {
             settings: settings.clone(),
             current: RwLock::new(Arc::new(config)),
+            files: Mutex::new(files),
         })
     }
 
     /// Re-reads the files; on error the previous certificates stay in use. Connections
     /// already established keep their session; new handshakes use the new files.
     pub fn reload(&self) -> Result<(), Error> {
+        let files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+        // Stamps first: a change racing with the reads is seen at the next look.
+        for file in files.iter() {
+            file.read(|_| ());
+        }
         let config = Arc::new(server_config(&self.settings)?);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
         Ok(())
+    }
+
+    /// Reloads when one of the files changed on disk and none is still changing (a
+    /// certificate and its key replaced one after the other are read once both have
+    /// settled, see [`file_watch::group_changed`]); `Ok(false)` otherwise. Called every
+    /// few seconds by the server's file watcher, so a renewed certificate is served
+    /// without a SIGHUP. A version that failed to load is not retried until a file
+    /// changes again.
+    pub fn reload_if_changed(&self) -> Result<bool, Error> {
+        let changed = {
+            let files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+            file_watch::group_changed(files.iter())
+                .map_err(|(path, source)| Error::Read { path, source })?
+        };
+        if changed {
+            self.reload().map(|()| true)
+        } else {
+            Ok(false)
+        }
     }
 
     fn acceptor(&self) -> TlsAcceptor {

@@ -228,3 +228,57 @@ async fn the_session_ends_when_the_token_expires() {
     c.expect_no_packet(Duration::from_millis(500)).await;
     c.expect_disconnect(0xA0).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_file_is_taken_without_a_sighup() {
+    // Keys rotate (a new JWKS or PEM from the identity provider): the server watches the
+    // key file, as it does the password file, and reads a change once it has held for
+    // one look (looks 2 s apart).
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("jwt.pem");
+    std::fs::copy(fixture("rsa_public.pem"), &key_file).unwrap();
+    let b = jwt_broker(JwtConfig {
+        algorithms: vec!["RS256".into()],
+        public_key_file: Some(key_file.clone()),
+        ..JwtConfig::default()
+    })
+    .await;
+    let pem = |f: &str| std::fs::read(fixture(f)).unwrap();
+    let claims = json!({ "sub": "alice", "exp": now() + 600 });
+    let by_first = sign(
+        Algorithm::RS256,
+        &EncodingKey::from_rsa_pem(&pem("rsa_private.pem")).unwrap(),
+        &claims,
+    );
+    let by_second = sign(
+        Algorithm::RS256,
+        &EncodingKey::from_rsa_pem(&pem("rsa2_private.pem")).unwrap(),
+        &claims,
+    );
+    assert_eq!(connack_code(&b, &login("k1", "alice", &by_first)).await, 0);
+    assert_eq!(
+        connack_code(&b, &login("k2", "alice", &by_second)).await,
+        0x86,
+        "not yet the second key"
+    );
+
+    std::fs::copy(fixture("rsa2_public.pem"), &key_file).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while connack_code(&b, &login("k3", "alice", &by_second)).await != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "key file change not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        connack_code(&b, &login("k4", "alice", &by_first)).await,
+        0x86,
+        "the old key no longer verifies"
+    );
+
+    // A broken file keeps the keys in force.
+    std::fs::write(&key_file, "garbage").unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(connack_code(&b, &login("k5", "alice", &by_second)).await, 0);
+}

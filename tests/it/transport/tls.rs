@@ -235,6 +235,48 @@ async fn reloaded_certificates_are_served_to_new_connections() {
     old.ping().await; // connections made before the reload stay up
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_on_disk_is_served_without_a_sighup() {
+    // Certificates are renewed in place (cert-manager, certbot): the server watches the
+    // certificate, key and client CA files and reloads once a change has held for one
+    // look (looks 2 s apart), a pair rewritten one file after the other only once both
+    // have settled.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test CA");
+    let mut l = listener("tls", ListenerProtocol::Tls);
+    l.tls = Some(tls_table(
+        dir.path(),
+        &ca.server("first"),
+        None,
+        CertUsername::None,
+    ));
+    let b = TestBroker::start_listeners(with_listeners(vec![l])).await;
+    let tls = connector(&ca.pem, None, &[&TLS13]);
+    let mut old = RawClient::from_io(tls_connect(b.addr, &tls).await.unwrap());
+    assert_eq!(old.handshake(&Connect::v5("old")).await.code, 0);
+
+    ca.server("second").write(dir.path(), "server");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = tls_connect(b.addr, &tls).await.unwrap();
+        if serves(&s, "second") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed certificate was not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    old.ping().await; // connections made before the reload stay up
+
+    // A broken file keeps the running certificate.
+    std::fs::write(dir.path().join("server.crt"), "garbage").unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let still = tls_connect(b.addr, &tls).await.unwrap();
+    assert!(serves(&still, "second"), "the running certificate stays");
+}
+
 /// Whether the server certificate of `s` names `cn` (the CN's bytes appear in the DER).
 fn serves(s: &tokio_rustls::client::TlsStream<TcpStream>, cn: &str) -> bool {
     let der = &s

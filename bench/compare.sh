@@ -170,6 +170,9 @@ CASES=(
     # rows above let the faster broker take more load, which raises its queueing.
     "p2p q1 64KiB 4x4 @500/s|plain|p2p --qos 1 --payload 65536 --publishers 4 --rate 500 --messages 1000"
     "fan-in q1 1KiB 8x1 @500/s|plain|fan-in --qos 1 --payload 1024 --rate 500 --messages 2000"
+    "fan-in q0 16B 8x1 @500/s|plain|fan-in --qos 0 --payload 16 --rate 500 --messages 2000"
+    "shared q1 16B 8x4 @500/s|plain|shared --qos 1 --payload 16 --rate 500 --messages 2000"
+    "fan-out q1 16B 1x50 @200/s|plain|fan-out --qos 1 --payload 16 --rate 200 --messages 1000"
     "durable fan-in q1 16B 8x2|plain|fan-in --qos 1 --payload 16 --subscribers 2 --clean-session false --messages $M $AHEAD"
     "fan-in q1 16B 8x1|plain|fan-in --qos 1 --payload 16 --messages $M $AHEAD"
     "auth fan-in q1 16B 8x1|auth|fan-in --qos 1 --payload 16 --messages $M $AHEAD $AUTH"

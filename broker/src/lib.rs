@@ -12,6 +12,7 @@
 //! - [`router`]: subscription index and fan-out; [`retain`]: retained messages
 //! - [`codec`]: bytes ↔ packets; [`message`], [`topic`], [`types`]: domain types;
 //!   [`small_map`]: the map behind per-client subscriptions
+//! - [`contain`]: a panic (a bug) caught, logged and counted where it happens
 //! - [`config`]: figment configuration; [`file_watch`]: noticing that a file the
 //!   broker re-reads (password file, JWT keys, certificates) changed on disk
 
@@ -21,6 +22,7 @@ pub mod broker;
 pub mod codec;
 pub mod config;
 pub mod connection;
+pub mod contain;
 pub mod control;
 pub mod file_watch;
 pub mod heap;

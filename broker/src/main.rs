@@ -70,6 +70,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    cauldron::contain::install_hook();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

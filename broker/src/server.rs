@@ -417,7 +417,11 @@ async fn sweeper(broker: Arc<Broker>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => broker.sweep(std::time::Instant::now()),
+            _ = tick.tick() => {
+                crate::contain::run(&broker.stats, "the sweep", || {
+                    broker.sweep(std::time::Instant::now())
+                });
+            }
         }
     }
 }
@@ -434,8 +438,10 @@ async fn watch_files(broker: Arc<Broker>, shutdown: CancellationToken) {
                 let b = Arc::clone(&broker);
                 // File I/O and parsing stay off the I/O threads.
                 let _ = tokio::task::spawn_blocking(move || {
-                    b.auth.reload_changed_files();
-                    reload_changed_tls(&b);
+                    crate::contain::run(&b.stats, "the file watch", || {
+                        b.auth.reload_changed_files();
+                        reload_changed_tls(&b);
+                    })
                 })
                 .await;
             }

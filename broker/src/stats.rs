@@ -69,7 +69,8 @@ pub struct Stats {
     pub acl_denied_delivery: AtomicU64,
     /// Connections closed because their credentials (a JWT) expired.
     pub credentials_expired: AtomicU64,
-    /// Connections closed because the broker's code handling them panicked (a bug).
+    /// Panics the broker caught (a bug): connections it closed, background jobs that
+    /// go on (see [`crate::contain`]).
     pub internal_errors: AtomicU64,
 }
 

@@ -26,7 +26,9 @@ pub async fn publish_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => publish_once(&broker),
+            _ = tick.tick() => {
+                crate::contain::run(&broker.stats, "the $SYS publish", || publish_once(&broker));
+            }
         }
     }
 }

@@ -252,7 +252,18 @@ async fn establish<S: Duplex>(
     broker: Arc<Broker>,
     shutdown: CancellationToken,
 ) -> Option<Link<S>> {
-    match connect::handshake(&mut io, &broker, &shutdown, &peer, &listener).await {
+    let handshake = connect::handshake(&mut io, &broker, &shutdown, &peer, &listener);
+    let outcome = match AssertUnwindSafe(handshake).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            // Before the session is claimed nothing else knows of this connection; the
+            // client's socket closes. (After the claim, see `contain`.)
+            let message = crate::contain::panic_message(panic.as_ref());
+            crate::contain::report(&broker.stats, "a connection's handshake", &message);
+            return None;
+        }
+    };
+    match outcome {
         Ok(Some(conn)) => {
             tracing::Span::current().record("client_id", field::display(&conn.session.client_id));
             Some(Link { conn, io })
@@ -297,7 +308,7 @@ async fn activate<S: Duplex>(mut link: Link<S>, first: bool) -> (Link<S>, Step) 
         Err(panic) => {
             // What the write buffer holds may end in half a packet.
             io.wbuf.clear();
-            Step::End(End::Panicked(panic_message(panic.as_ref())))
+            Step::End(End::Panicked(crate::contain::panic_message(panic.as_ref())))
         }
     };
     (link, step)
@@ -320,17 +331,6 @@ async fn active<S: Duplex>(conn: &mut Conn, io: &mut Io<S>, first: bool) -> Step
         tokio::task::yield_now().await;
     }
     event_loop(conn, io).await
-}
-
-/// The text of a panic's payload (`panic!` gives a `&str` or a `String`).
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic without a message".to_owned()
-    }
 }
 
 /// After a read: whether to let the deliveries go out before the acknowledgements.
@@ -358,9 +358,43 @@ fn detached(s: &ByteString) -> ByteString {
 }
 
 /// The end of a connection: DISCONNECT when due, flush, close, then the session.
+///
+/// Each half runs under its own catch (see [`crate::contain`]): a stream that a panic
+/// left broken (the lock of a split TLS or WebSocket stream is poisoned when its read
+/// panics, and every later use panics too) must not keep the session from being handed
+/// back.
 async fn close<S: Duplex>(mut link: Link<S>, end: End) {
-    let Link { conn, io } = &mut link;
-    match &end {
+    let broker = Arc::clone(&link.conn.broker);
+    if let Err(panic) = AssertUnwindSafe(goodbye(&mut link, &end))
+        .catch_unwind()
+        .await
+    {
+        let message = crate::contain::panic_message(panic.as_ref());
+        if matches!(end, End::Panicked(_)) {
+            // The same bug again, through the stream it broke: counted once.
+            debug!(panic = %message, "the goodbye after a panic panicked too");
+        } else {
+            crate::contain::report(&broker.stats, "a connection's goodbye", &message);
+        }
+    }
+    Stats::decr(&broker.stats.clients_connected);
+    let Link { conn, io } = link;
+    drop(io);
+    // Boxed: plugin calls for the will and `on-disconnect` are a large future needed
+    // once; inline it would sit in every idle connection's task.
+    if let Err(panic) = AssertUnwindSafe(Box::pin(conn.finish(&end)))
+        .catch_unwind()
+        .await
+    {
+        let message = crate::contain::panic_message(panic.as_ref());
+        crate::contain::report(&broker.stats, "a connection's close", &message);
+    }
+}
+
+/// The socket's part of [`close`]: the log line, DISCONNECT when due, flush and shutdown.
+async fn goodbye<S: Duplex>(link: &mut Link<S>, end: &End) {
+    let Link { conn, io } = link;
+    match end {
         End::Panicked(message) => {
             Stats::incr(&conn.broker.stats.internal_errors);
             tracing::error!(panic = %message, "connection closed: the broker panicked while handling it");
@@ -398,12 +432,6 @@ async fn close<S: Duplex>(mut link: Link<S>, end: End) {
         let _ = timeout(FLUSH_TIMEOUT, io.flush(&conn.broker)).await;
     }
     let _ = io.stream.halves().1.shutdown().await;
-    Stats::decr(&conn.broker.stats.clients_connected);
-    let Link { conn, io } = link;
-    drop(io);
-    // Boxed: plugin calls for the will and `on-disconnect` are a large future needed
-    // once; inline it would sit in every idle connection's task.
-    Box::pin(conn.finish(&end)).await;
 }
 
 /// MQTT 5 only: the server may send DISCONNECT before closing [MQTT-3.14.0-1].

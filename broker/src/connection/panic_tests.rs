@@ -1,12 +1,15 @@
 //! A panic in the broker's code while it handles a connection ends that connection
 //! only, through its usual close (see `activate` in `mod.rs`). Real connections over
-//! in-memory streams; under `cfg(test)` a PUBLISH to [`PANIC_TOPIC`] panics.
+//! in-memory streams; under `cfg(test)` a PUBLISH to [`PANIC_TOPIC`] panics, and a
+//! [`Tripwire`] stream panics in its read.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 
 use super::test_io::{connect_v4, read, spawn_served};
 use crate::broker::Broker;
@@ -148,5 +151,106 @@ fn an_mqtt5_client_gets_disconnect_0x80_before_the_close() {
         })
         .await;
         assert_eq!(broker.stats.internal_errors.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// The broker's end of an in-memory connection whose read panics when the bytes read
+/// hold [`Tripwire::MARK`], as a bug in a TLS or WebSocket stream's read would.
+struct Tripwire(DuplexStream);
+
+impl Tripwire {
+    const MARK: &'static [u8] = b"TRIP";
+}
+
+impl AsyncRead for Tripwire {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.get_mut().0).poll_read(cx, buf);
+        if buf.filled()[before..]
+            .windows(Self::MARK.len())
+            .any(|w| w == Self::MARK)
+        {
+            panic!("the tripwire stream's read");
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for Tripwire {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+#[test]
+fn a_panic_in_a_parked_connections_read_closes_it_and_keeps_its_session() {
+    // The read that wakes an idle connection runs outside its active phase (see
+    // `task.rs`); before it was caught, a panic there unwound out of the task, which
+    // tokio dropped without the close: the session stayed registered as online.
+    runtime().block_on(async {
+        let broker = Arc::new(Broker::new(crate::config::Config::default()));
+        let (mut c, server) = tokio::io::duplex(1 << 16);
+        spawn_served(&broker, Tripwire(server));
+        c.write_all(&connect_v4("idle", false)).await.unwrap();
+        assert_eq!(
+            read(&mut c, 4, Duration::from_secs(5)).await,
+            [0x20, 2, 0, 0]
+        );
+        // Idle long enough to park (cold, its active phase gone).
+        tokio::time::sleep(super::task::COOL_AFTER * 5).await;
+
+        c.write_all(Tripwire::MARK).await.unwrap();
+        closed(&mut c).await;
+        eventually("the session is stored offline", || {
+            broker.registry.offline() == 1
+        })
+        .await;
+        assert_eq!(broker.stats.internal_errors.load(Ordering::SeqCst), 1);
+        assert_eq!(broker.stats.clients_connected.load(Ordering::SeqCst), 0);
+
+        let mut c = open(&broker, &connect_v4("idle", false)).await;
+        assert_eq!(
+            read(&mut c, 4, Duration::from_secs(2)).await,
+            [0x20, 2, 1, 0],
+            "back at once, session present"
+        );
+    });
+}
+
+#[test]
+fn a_panic_before_connack_closes_that_connection_and_is_counted() {
+    runtime().block_on(async {
+        let broker = Arc::new(Broker::new(crate::config::Config::default()));
+        let (mut c, server) = tokio::io::duplex(1 << 16);
+        spawn_served(&broker, Tripwire(server));
+        c.write_all(Tripwire::MARK).await.unwrap();
+        closed(&mut c).await;
+        eventually("the panic is counted", || {
+            broker.stats.internal_errors.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        assert!(broker.registry.is_empty());
+        // The broker goes on: the next client is served.
+        let mut c = open(&broker, &connect_v4("next", true)).await;
+        assert_eq!(
+            read(&mut c, 4, Duration::from_secs(5)).await,
+            [0x20, 2, 0, 0]
+        );
     });
 }

@@ -29,6 +29,7 @@
 
 use std::future::Future;
 use std::mem::MaybeUninit;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -237,7 +238,7 @@ where
                 yield_to_others(cx);
                 return Turn::Pending;
             }
-            Phase::Parked { link, warm, cool } => match poll_wake(link, cx) {
+            Phase::Parked { link, warm, cool } => match poll_wake_contained(link, cx) {
                 Poll::Ready(wake) => {
                     let Phase::Parked { link, warm, cool } = std::mem::replace(phase, Phase::Done)
                     else {
@@ -338,6 +339,24 @@ fn poll_wake<S: Duplex>(link: &mut Link<S>, cx: &mut Context<'_>) -> Poll<Result
             Poll::Ready(Ok(n))
         }
         Err(e) => Poll::Ready(Err(End::Io(e))),
+    }
+}
+
+/// [`poll_wake`], a panic in it (in a TLS or WebSocket stream's read, say) ending the
+/// connection through its close, as a panic in an active phase does (see `activate`).
+fn poll_wake_contained<S: Duplex>(
+    link: &mut Link<S>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<usize, End>> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| poll_wake(link, cx))) {
+        Ok(poll) => poll,
+        Err(panic) => {
+            // What the write buffer holds may end in half a packet.
+            link.io.wbuf.clear();
+            Poll::Ready(Err(End::Panicked(crate::contain::panic_message(
+                panic.as_ref(),
+            ))))
+        }
     }
 }
 

@@ -202,7 +202,7 @@ fn refusals(w: &mut Writer, st: &Stats) {
         ),
         (
             "cauldron_internal_errors_total",
-            "Connections closed because the broker panicked while handling them (a bug; the log has the message).",
+            "Panics the broker caught: a connection closed, or a background job that went on (a bug; the log has the message).",
             &st.internal_errors,
         ),
     ];

@@ -127,7 +127,7 @@ cauldron_protocol_errors_total 8
 # HELP cauldron_credentials_expired_total Connections closed because their credentials (a JWT) expired.
 # TYPE cauldron_credentials_expired_total counter
 cauldron_credentials_expired_total 9
-# HELP cauldron_internal_errors_total Connections closed because the broker panicked while handling them (a bug; the log has the message).
+# HELP cauldron_internal_errors_total Panics the broker caught: a connection closed, or a background job that went on (a bug; the log has the message).
 # TYPE cauldron_internal_errors_total counter
 cauldron_internal_errors_total 10
 "#;

@@ -4,23 +4,9 @@
 //! Its own test binary: the hook and the subscriber are process-wide.
 #![allow(clippy::unwrap_used)] // a test: a failed step is a failed test
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-/// A log written into memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+#[path = "support/captured_log.rs"]
+mod captured_log;
+use captured_log::Captured;
 
 #[test]
 fn a_panic_is_logged_through_tracing_with_its_location_and_thread() {
@@ -42,7 +28,7 @@ fn a_panic_is_logged_through_tracing_with_its_location_and_thread() {
         .join();
     assert!(joined.is_err(), "the thread panicked");
 
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let text = log.text();
     assert!(text.contains("ERROR"), "{text}");
     assert!(text.contains("panic=a test panic 42"), "{text}");
     assert!(

@@ -200,16 +200,7 @@ async fn username_from_certificate_authenticates_and_feeds_the_acl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloaded_certificates_are_served_to_new_connections() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("test CA");
-    let mut l = listener("tls", ListenerProtocol::Tls);
-    l.tls = Some(tls_table(
-        dir.path(),
-        &ca.server("first"),
-        None,
-        CertUsername::None,
-    ));
-    let b = TestBroker::start_listeners(with_listeners(vec![l])).await;
+    let (dir, ca, b) = serving_first().await;
     let tls = connector(&ca.pem, None, &[&TLS13]);
     let before = tls_connect(b.addr, &tls).await.unwrap();
     assert!(serves(&before, "first"));
@@ -241,16 +232,7 @@ async fn a_renewed_certificate_on_disk_is_served_without_a_sighup() {
     // certificate, key and client CA files and reloads once a change has held for one
     // look (looks 2 s apart), a pair rewritten one file after the other only once both
     // have settled.
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("test CA");
-    let mut l = listener("tls", ListenerProtocol::Tls);
-    l.tls = Some(tls_table(
-        dir.path(),
-        &ca.server("first"),
-        None,
-        CertUsername::None,
-    ));
-    let b = TestBroker::start_listeners(with_listeners(vec![l])).await;
+    let (dir, ca, b) = serving_first().await;
     let tls = connector(&ca.pem, None, &[&TLS13]);
     let mut old = RawClient::from_io(tls_connect(b.addr, &tls).await.unwrap());
     assert_eq!(old.handshake(&Connect::v5("old")).await.code, 0);
@@ -275,6 +257,22 @@ async fn a_renewed_certificate_on_disk_is_served_without_a_sighup() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let still = tls_connect(b.addr, &tls).await.unwrap();
     assert!(serves(&still, "second"), "the running certificate stays");
+}
+
+/// A broker with one TLS listener serving a certificate for "first", from files in the
+/// returned folder (`server.crt`, `server.key`), signed by the returned CA.
+async fn serving_first() -> (tempfile::TempDir, Ca, TestBroker) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let ca = Ca::new("test CA");
+    let mut l = listener("tls", ListenerProtocol::Tls);
+    l.tls = Some(tls_table(
+        dir.path(),
+        &ca.server("first"),
+        None,
+        CertUsername::None,
+    ));
+    let b = TestBroker::start_listeners(with_listeners(vec![l])).await;
+    (dir, ca, b)
 }
 
 /// Whether the server certificate of `s` names `cn` (the CN's bytes appear in the DER).

@@ -1,6 +1,5 @@
 //! Host functions: key-value store, publish and its loop protection, logging, clock.
 
-use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::*;
@@ -141,20 +140,9 @@ async fn now_millis_is_the_wall_clock() {
     assert!((before..=after).contains(&millis));
 }
 
-/// A `tracing` writer that collects everything into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+#[path = "../../../tests/support/captured_log.rs"]
+mod captured_log;
+use captured_log::Captured;
 
 #[test]
 fn guest_output_and_host_log_go_to_tracing() {
@@ -177,7 +165,7 @@ fn guest_output_and_host_log_go_to_tracing() {
             chain.on_publish(&client("c1"), message("do/trap")).await;
         });
     });
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     for expected in [
         "hello from stdout",
         "hello from stderr",

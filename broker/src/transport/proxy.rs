@@ -12,9 +12,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
+use ppp::HeaderResult;
 use ppp::v1;
 use ppp::v2;
-use ppp::{HeaderResult, PartialResult};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 /// The v2 signature (12 bytes).
@@ -57,20 +57,38 @@ pub struct Header {
 }
 
 /// Parses the header at the start of `buf`: `Ok(None)` when more bytes are needed.
+///
+/// Where the header ends is found here, not by the parser: a v1 header at its CRLF, a
+/// v2 header from its length field. Given a v1 header cut short, `ppp` parsed what it
+/// had and could refuse a valid header that arrived in two reads ("PROXY TCP4 0.0.0.0
+/// 10.0.0.1 0 " was an invalid destination port, the "1883\r\n" still to come).
 pub fn parse(buf: &[u8]) -> Result<Option<Header>, Error> {
     let v2 = is_prefix(buf, V2_SIGNATURE);
     if !v2 && !is_prefix(buf, V1_PREFIX) {
         return Err(Error::Missing);
     }
-    let limit = if v2 { V2_MAX } else { V1_MAX };
-    let result = HeaderResult::parse(buf);
-    if result.is_incomplete() {
+    let (limit, end) = if v2 {
+        (V2_MAX, v2_end(buf))
+    } else {
+        (
+            V1_MAX,
+            buf.windows(2).position(|w| w == b"\r\n").map(|at| at + 2),
+        )
+    };
+    let Some(end) = end else {
+        // [PROXY v1] the line is at most 107 bytes, CRLF included.
         if buf.len() >= limit {
             return Err(Error::TooLong(limit));
         }
         return Ok(None);
+    };
+    if end > limit {
+        return Err(Error::TooLong(limit));
     }
-    let header = match result {
+    if end > buf.len() {
+        return Ok(None);
+    }
+    let header = match HeaderResult::parse(&buf[..end]) {
         HeaderResult::V1(Ok(h)) => Header {
             len: h.header.len(),
             source: match h.addresses {
@@ -95,10 +113,21 @@ pub fn parse(buf: &[u8]) -> Result<Option<Header>, Error> {
         HeaderResult::V1(Err(e)) => return Err(Error::Invalid(e.to_string())),
         HeaderResult::V2(Err(e)) => return Err(Error::Invalid(e.to_string())),
     };
-    if header.len > limit {
-        return Err(Error::TooLong(limit));
+    if header.len != end {
+        // The parser and the framing disagree: refuse rather than guess.
+        return Err(Error::Invalid(format!(
+            "header of {} bytes parsed as {}",
+            end, header.len
+        )));
     }
     Ok(Some(header))
+}
+
+/// The length of the v2 header at the start of `buf` (16 bytes, then as many as its
+/// length field says), once those 16 bytes are there.
+fn v2_end(buf: &[u8]) -> Option<usize> {
+    let field = buf.get(14..16)?;
+    Some(16 + usize::from(u16::from_be_bytes([field[0], field[1]])))
 }
 
 /// Whether `buf` and `signature` agree on their common length.

@@ -94,3 +94,23 @@ async fn proxy_listener_closes_connections_without_a_valid_header() {
     // v2 LOCAL (a health check from the proxy itself) keeps the real address.
     assert_eq!(code(&b, &v2([0; 4], 0), &Connect::v5("local")).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_that_arrives_in_two_segments_is_waited_for() {
+    // A proxy's header may reach the broker in two TCP segments. It was refused when
+    // the first ended before the destination port ("... 10.0.0.1 40000 ").
+    let mut l = listener("proxied", ListenerProtocol::Tcp);
+    l.proxy_protocol = true;
+    let b = TestBroker::start_listeners(with_listeners(vec![l])).await;
+    let header = v1("192.0.2.9");
+    let cut = header.len() - "1883\r\n".len();
+    for (first, second) in [header.split_at(cut), header.split_at(7)] {
+        let mut tcp = TcpStream::connect(b.addr).await.expect("connect");
+        tcp.set_nodelay(true).expect("nodelay");
+        tcp.write_all(first).await.expect("first segment");
+        tokio::time::sleep(ms(50)).await;
+        tcp.write_all(second).await.expect("second segment");
+        let mut c = RawClient::from_io(tcp);
+        assert_eq!(c.handshake(&Connect::v5("split")).await.code, 0);
+    }
+}

@@ -477,3 +477,57 @@ fn token_with_garbage_payload_is_invalid_not_passed_on() {
     let token = format!("{}.bm90IGpzb24.AAAA", b64(&json!({"alg": "HS256"})));
     assert!(matches!(verdict(&auth, &token), JwtVerdict::Invalid(_)));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// A password is whatever a client sends: any bytes get a verdict (no panic), and a
+    /// refusal's reason never carries a piece of them.
+    #[test]
+    fn any_password_gets_a_verdict_that_leaks_nothing(
+        password in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+    ) {
+        let auth = JwtAuth::new(&hmac_config(&["HS256"])).unwrap();
+        let v = auth.verify_at(&password, Some("alice"), "client-1", now());
+        proptest::prop_assert!(!matches!(v, JwtVerdict::Valid(_)), "{:?}", v);
+        if let JwtVerdict::Invalid(reason) = v {
+            let text = String::from_utf8_lossy(&password);
+            for piece in text.split('.').filter(|p| p.len() >= 8) {
+                proptest::prop_assert!(!reason.contains(piece), "{} leaks {}", reason, piece);
+            }
+        }
+    }
+
+    /// Tokens shaped right, with any header fields, any claims and any signature, are
+    /// judged without a panic and never accepted: only a signature made with the key is.
+    #[test]
+    fn a_token_with_a_made_up_signature_is_never_accepted(
+        alg in proptest::sample::select(vec!["HS256", "HS512", "RS256", "none", "ES256", "EdDSA", ""]),
+        kid in proptest::option::of("[a-z0-9]{0,8}"),
+        claims in proptest::collection::btree_map("[a-z]{1,5}", proptest::prelude::any::<i64>(), 0..6),
+        signature in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+        rsa in proptest::bool::ANY,
+    ) {
+        let mut header = json!({ "alg": alg, "typ": "JWT" });
+        if let Some(kid) = kid {
+            header["kid"] = json!(kid);
+        }
+        let mut payload = base_claims();
+        for (k, v) in claims {
+            payload[k] = json!(v);
+        }
+        let token = format!(
+            "{}.{}.{}",
+            b64(&header),
+            b64(&payload),
+            URL_SAFE_NO_PAD.encode(&signature)
+        );
+        let auth = if rsa {
+            JwtAuth::new(&pem_config(&["RS256"], "rsa_public.pem")).unwrap()
+        } else {
+            JwtAuth::new(&hmac_config(&["HS256"])).unwrap()
+        };
+        let v = verdict(&auth, &token);
+        proptest::prop_assert!(matches!(v, JwtVerdict::Invalid(_)), "{:?}", v);
+    }
+}

@@ -304,3 +304,43 @@ fn debug_output_shows_no_hashes() {
     let shown = format!("{file:?}");
     assert!(!shown.contains("argon2id"), "{shown}");
 }
+
+/// One line of a generated password file: blank, a comment, a valid entry, a valid
+/// entry with one byte changed, or anything.
+fn any_line() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let valid = format!("alice:{}", hash("pw"));
+    let mutated = valid.clone();
+    prop_oneof![
+        Just(String::new()),
+        "#[ -~]{0,40}",
+        "[a-z]{1,8}".prop_map(move |user| format!("{user}:{}", &valid[6..])),
+        (0..mutated.len(), any::<char>()).prop_map(move |(at, c)| {
+            let mut line: Vec<char> = mutated.chars().collect();
+            line[at] = c;
+            line.into_iter().collect()
+        }),
+        any::<String>(),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Whatever the file holds, it is read or refused with the number of a line it has
+    /// (no panic); a file that reads holds one user per entry line at most.
+    #[test]
+    fn any_file_is_read_or_refused_at_one_of_its_lines(
+        lines in proptest::collection::vec(any_line(), 0..12),
+    ) {
+        let text = lines.join("\n");
+        let count = text.lines().count();
+        match PasswordFile::parse("/etc/cauldron/passwd", &text) {
+            Ok(file) => proptest::prop_assert!(file.len() <= count),
+            Err(Error::Line { line, .. }) => {
+                proptest::prop_assert!((1..=count).contains(&line), "line {} of {}", line, count)
+            }
+            Err(other) => proptest::prop_assert!(false, "not a line error: {}", other),
+        }
+    }
+}

@@ -16,16 +16,7 @@ use crate::auth::rule;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_listener_serves_mqtt_over_tls_1_2_and_1_3() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("test CA");
-    let mut l = listener("tls", ListenerProtocol::Tls);
-    l.tls = Some(tls_table(
-        dir.path(),
-        &ca.server("broker"),
-        None,
-        CertUsername::None,
-    ));
-    let b = TestBroker::start_listeners(with_listeners(vec![l])).await;
+    let (_dir, ca, b) = tls_broker("broker").await;
     for (version, id) in [(&TLS13, "tls13"), (&TLS12, "tls12")] {
         let stream = tls_connect(b.addr, &connector(&ca.pem, None, &[version]))
             .await
@@ -71,16 +62,7 @@ fn tls11_client_hello() -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_1_1_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("test CA");
-    let mut l = listener("tls", ListenerProtocol::Tls);
-    l.tls = Some(tls_table(
-        dir.path(),
-        &ca.server("broker"),
-        None,
-        CertUsername::None,
-    ));
-    let b = TestBroker::start_listeners(with_listeners(vec![l])).await;
+    let (_dir, _ca, b) = tls_broker("broker").await;
     let mut tcp = TcpStream::connect(b.addr).await.unwrap();
     tcp.write_all(&tls11_client_hello()).await.unwrap();
     let mut answer = Vec::new();
@@ -200,7 +182,7 @@ async fn username_from_certificate_authenticates_and_feeds_the_acl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloaded_certificates_are_served_to_new_connections() {
-    let (dir, ca, b) = serving_first().await;
+    let (dir, ca, b) = tls_broker("first").await;
     let tls = connector(&ca.pem, None, &[&TLS13]);
     let before = tls_connect(b.addr, &tls).await.unwrap();
     assert!(serves(&before, "first"));
@@ -232,7 +214,7 @@ async fn a_renewed_certificate_on_disk_is_served_without_a_sighup() {
     // certificate, key and client CA files and reloads once a change has held for one
     // look (looks 2 s apart), a pair rewritten one file after the other only once both
     // have settled.
-    let (dir, ca, b) = serving_first().await;
+    let (dir, ca, b) = tls_broker("first").await;
     let tls = connector(&ca.pem, None, &[&TLS13]);
     let mut old = RawClient::from_io(tls_connect(b.addr, &tls).await.unwrap());
     assert_eq!(old.handshake(&Connect::v5("old")).await.code, 0);
@@ -259,15 +241,15 @@ async fn a_renewed_certificate_on_disk_is_served_without_a_sighup() {
     assert!(serves(&still, "second"), "the running certificate stays");
 }
 
-/// A broker with one TLS listener serving a certificate for "first", from files in the
+/// A broker with one TLS listener serving a certificate for `cn`, from files in the
 /// returned folder (`server.crt`, `server.key`), signed by the returned CA.
-async fn serving_first() -> (tempfile::TempDir, Ca, TestBroker) {
+async fn tls_broker(cn: &str) -> (tempfile::TempDir, Ca, TestBroker) {
     let dir = tempfile::tempdir().expect("temporary folder");
     let ca = Ca::new("test CA");
     let mut l = listener("tls", ListenerProtocol::Tls);
     l.tls = Some(tls_table(
         dir.path(),
-        &ca.server("first"),
+        &ca.server(cn),
         None,
         CertUsername::None,
     ));

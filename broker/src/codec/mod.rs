@@ -26,7 +26,7 @@ mod publish;
 mod subscribe;
 
 #[cfg(test)]
-mod proptests;
+pub(crate) mod proptests;
 #[cfg(test)]
 mod test_util;
 

@@ -424,6 +424,39 @@ fn packet(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
     Union::new(choices)
 }
 
+/// What a client may send after CONNECT, valid in `v`, weighted towards the packets
+/// that change session state (for the connection's own property tests).
+pub(crate) fn from_client(v: ProtocolVersion) -> BoxedStrategy<Packet> {
+    let mut choices = vec![
+        (6, publish(v).boxed()),
+        (3, subscribe(v).boxed()),
+        (1, unsubscribe(v).boxed()),
+        (2, ack(v, AckKind::Ack).boxed()),
+        (2, ack(v, AckKind::Rec).boxed()),
+        (2, ack(v, AckKind::Rel).boxed()),
+        (2, ack(v, AckKind::Comp).boxed()),
+        (1, Just(Packet::PingReq).boxed()),
+        (1, disconnect(v).boxed()),
+        // Not the client's to send: the connection must refuse them, not trip on them.
+        (1, connack(v).boxed()),
+        (1, suback(v).boxed()),
+    ];
+    if v.is_v5() {
+        choices.push((1, auth().boxed()));
+    }
+    Union::new_weighted(choices).boxed()
+}
+
+/// A CONNECT valid in `v` (any flags, will, credentials and properties).
+pub(crate) fn connect_packet(v: ProtocolVersion) -> BoxedStrategy<Packet> {
+    connect(v).boxed()
+}
+
+/// MQTT 3.1, 3.1.1 or 5.0.
+pub(crate) fn any_version() -> BoxedStrategy<ProtocolVersion> {
+    version().boxed()
+}
+
 fn version() -> impl Strategy<Value = ProtocolVersion> {
     prop_oneof![
         Just(ProtocolVersion::V3_1),

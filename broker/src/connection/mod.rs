@@ -10,6 +10,8 @@ mod connect;
 mod durable;
 #[cfg(test)]
 mod fairness_tests;
+#[cfg(test)]
+mod fuzz_tests;
 mod inbound;
 #[cfg(test)]
 mod order_tests;

@@ -7,6 +7,7 @@
 #   bench/compare.sh            # full matrix, 3 rounds (about 20-30 minutes)
 #   bench/compare.sh --quick    # one round of the main cases (a few minutes)
 #   bench/compare.sh --no-build # reuse the release binaries already built
+#   bench/compare.sh --cases='^matrix' --rounds=1   # only the cases whose name matches
 #
 # Settings shared by the brokers: 100 outbound QoS 1/2 messages in flight per client,
 # 1000 messages queued per client, TCP_NODELAY, no persistence, no $SYS. The "auth"
@@ -19,12 +20,14 @@ set -euo pipefail
 QUICK=0
 BUILD=1
 ROUNDS=3
+CASES_RE=""
 for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1; ROUNDS=1 ;;
         --no-build) BUILD=0 ;;
         --rounds=*) ROUNDS="${arg#--rounds=}" ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --cases=*) CASES_RE="${arg#--cases=}" ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -211,6 +214,7 @@ failures=0
 for round in $(seq "$ROUNDS"); do
     for case in "${CASES[@]}"; do
         IFS='|' read -r name kind args <<<"$case"
+        if [ -n "$CASES_RE" ] && ! [[ "$name" =~ $CASES_RE ]]; then continue; fi
         if [ "$kind" = plugin ] && [ "$PLUGIN" = 0 ]; then continue; fi
         # Memory per idle connection is only meaningful on a broker whose heap has not
         # grown yet: in later rounds freed memory is reused (0 KiB per connection) or,

@@ -27,7 +27,7 @@ for arg in "$@"; do
         --no-build) BUILD=0 ;;
         --rounds=*) ROUNDS="${arg#--rounds=}" ;;
         --cases=*) CASES_RE="${arg#--cases=}" ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done

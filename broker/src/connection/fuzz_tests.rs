@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::test_io::{connect_v4, read, spawn_served};
+use super::test_io::{connect_v4, read, runtime, spawn_served};
 use crate::broker::Broker;
 use crate::codec::proptests::{any_version, connect_packet, from_client};
 use crate::codec::{self, Packet};
@@ -33,11 +33,7 @@ proptest! {
 
     #[test]
     fn any_client_session_is_served_without_a_panic((v, connect, packets) in session()) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        runtime().block_on(async {
             let broker = Arc::new(Broker::new(crate::config::Config::default()));
             let mut bytes = BytesMut::new();
             codec::encode(&connect, v, &mut bytes).unwrap();

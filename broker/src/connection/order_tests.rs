@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 
 use super::DELIVERIES_FIRST_MAX;
-use super::test_io::{self, connect_v4, spawn_served};
+use super::test_io::{self, connect_v4, runtime, spawn_served};
 use crate::broker::Broker;
 
 type Log = Arc<Mutex<Vec<&'static str>>>;
@@ -109,11 +109,7 @@ async fn read(client: &mut DuplexStream, n: usize) -> Vec<u8> {
 /// deliveries (the subscribers' ids).
 fn writes_after_one_publish(subscribers: usize) -> Vec<&'static str> {
     const IDS: [&str; 10] = ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9"];
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    runtime().block_on(async {
         let broker = Arc::new(Broker::new(crate::config::Config::default()));
         let log = Log::default();
         let mut subs = Vec::new();

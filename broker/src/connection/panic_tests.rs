@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 
-use super::test_io::{connect_v4, read, spawn_served};
+use super::test_io::{connect_v4, read, runtime, spawn_served};
 use crate::broker::Broker;
 
 /// A PUBLISH to this topic panics in the broker (test builds only).
@@ -59,13 +59,6 @@ async fn eventually(what: &str, done: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("not within 5 s: {what}");
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 #[test]

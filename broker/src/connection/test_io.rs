@@ -46,3 +46,11 @@ pub(super) async fn read(client: &mut DuplexStream, n: usize, within: Duration) 
         .unwrap();
     buf
 }
+
+/// A single-threaded runtime for one test.
+pub(super) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}

@@ -6,7 +6,7 @@
 #
 #   bench/ab.sh [--rounds=N] BROKER... -- MQTT-LOAD-ARGUMENTS
 #
-# BROKER is the path of a cauldron binary, or "mosquitto". Example:
+# BROKER is the path of a cauldron binary, "mosquitto" or "rumqttd" (on PATH). Example:
 #   bench/ab.sh --rounds=20 /tmp/cauldron-before target/release/cauldron mosquitto -- \
 #       p2p --qos 1 --payload 65536 --publishers 4 --rate 500 --messages 1000
 # Raw runs (one JSON line each, the broker's name added): bench/results/ab-<stamp>.jsonl
@@ -44,15 +44,18 @@ trap 'exit 130' INT TERM
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh" # wait_port, mosquitto_conf, cauldron_conf
+source "$ROOT/bench/lib.sh" # wait_port, mosquitto_conf, cauldron_conf, rumqttd_conf
 PORT=18931
 mosquitto_conf "$PORT" >"$WORK/mosquitto.conf"
 cauldron_conf "$PORT" >"$WORK/cauldron.toml"
+rumqttd_conf "$PORT" >"$WORK/rumqttd.toml"
 
 for round in $(seq "$ROUNDS"); do
     for broker in "${BROKERS[@]}"; do
         if [ "$broker" = mosquitto ]; then
             "$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/broker.log" 2>&1 &
+        elif [ "$broker" = rumqttd ]; then
+            rumqttd --config "$WORK/rumqttd.toml" >"$WORK/broker.log" 2>&1 &
         else
             RUST_LOG=warn "$broker" --config "$WORK/cauldron.toml" >"$WORK/broker.log" 2>&1 &
         fi

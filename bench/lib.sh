@@ -56,3 +56,28 @@ EOF
         plugin) printf '\n[[plugins]]\nname = "passthrough"\npath = "%s"\n' "$WASM" ;;
     esac
 }
+
+# rumqttd: the same window (100 in flight) on a v4 (MQTT 3.1.1) listener.
+rumqttd_conf() { # PORT
+    cat <<EOF
+id = 0
+
+[router]
+id = 0
+max_connections = 20010
+max_outgoing_packet_count = 100
+max_segment_size = 104857600
+max_segment_count = 10
+
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:$1"
+next_connection_delay_ms = 0
+
+[v4.1.connections]
+connection_timeout_ms = 60000
+max_payload_size = 1048576
+max_inflight_count = 100
+dynamic_filters = true
+EOF
+}

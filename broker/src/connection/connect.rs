@@ -1,6 +1,7 @@
 //! The CONNECT / CONNACK exchange: validates CONNECT, claims (or takes over) the
 //! session, negotiates limits and answers with CONNACK.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::Io;
-use super::state::{Conn, Error};
+use super::state::{Conn, End, Error};
 use crate::auth::chain::{Chain, Grant, Refusal, authorize_publish, session_rules};
 use crate::broker::Broker;
 use crate::codec::{self, ConnAck, ConnAckProperties, Connect, Packet};
@@ -21,7 +22,7 @@ use crate::control::{Control, Stop};
 use crate::lazy_deque::LazyDeque;
 use crate::message::{Message, MessageProperties};
 use crate::plugin::{ClientInfo, Credentials, WillInfo};
-use crate::registry::{Claim, StoredSession};
+use crate::registry::{Claim, Released, StoredSession};
 use crate::session::Session;
 use crate::stats::Stats;
 use crate::topic::TopicName;
@@ -127,7 +128,15 @@ async fn accept<S: Duplex>(
         (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
         credentials_expire,
     );
-    let stored = match broker
+    let mut claimed = Claimed {
+        broker,
+        client: &client_id,
+        conn_id,
+        control: &control,
+        stored: None,
+        armed: true,
+    };
+    claimed.stored = match broker
         .registry
         .claim(&client_id, conn_id, Arc::clone(&control))
     {
@@ -141,7 +150,9 @@ async fn accept<S: Duplex>(
         control.stop(Stop::Shutdown);
     }
     broker.deadlines.watch(&control);
-    let (session, outbox_tx, outbox_rx, present) = match stored {
+    #[cfg(test)]
+    super::panic_tests::trip("claimed", client_id.as_str());
+    let (session, outbox_tx, outbox_rx, present) = match claimed.stored.take() {
         Some(stored) if !connect.clean_start => {
             // [MQTT-3.1.3-9] resuming cancels a delayed will.
             let StoredSession {
@@ -165,6 +176,8 @@ async fn accept<S: Duplex>(
             (Session::new(client_id.clone(), expiry), tx, rx, false)
         }
     };
+    // From here on only moves: the connection holds the session next.
+    claimed.done();
     let limits = &broker.config.limits;
     let props = &connect.properties;
     // Boxed by the caller together with the socket (see `super::Link`).
@@ -197,18 +210,73 @@ async fn accept<S: Duplex>(
         will_stored: false,
         routed: 0,
     };
-    conn.adopt_durability();
-    let mut ack = ConnAck {
-        // [MQTT-3.2.2-2] / [MQTT-3.2.2-3]
-        session_present: present,
-        reason_code: ReasonCode::SUCCESS,
-        properties: ConnAckProperties::default(),
-    };
-    if v.is_v5() {
-        ack.properties = connack_properties(broker, &connect, expiry, assigned, server_keep_alive);
+    let answered = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        conn.adopt_durability();
+        #[cfg(test)]
+        super::panic_tests::trip("connack", conn.session.client_id.as_str());
+        let mut ack = ConnAck {
+            // [MQTT-3.2.2-2] / [MQTT-3.2.2-3]
+            session_present: present,
+            reason_code: ReasonCode::SUCCESS,
+            properties: ConnAckProperties::default(),
+        };
+        if v.is_v5() {
+            ack.properties =
+                connack_properties(broker, &connect, expiry, assigned, server_keep_alive);
+        }
+        io.encode(&Packet::ConnAck(ack));
+    }));
+    if let Err(panic) = answered {
+        // The connection holds its session: its close gives it back, as after a panic
+        // in an active phase. The handshake's catch (`establish`) reports the panic.
+        io.wbuf.clear();
+        let message = crate::contain::panic_message(panic.as_ref());
+        Box::pin(conn.finish(&End::Panicked(message))).await;
+        std::panic::resume_unwind(panic);
     }
-    io.encode(&Packet::ConnAck(ack));
     Ok(Some(conn))
+}
+
+/// A session claimed in the registry for a connection that does not hold it yet.
+/// Unwound before [`Claimed::done`] (a panic in between, which is a bug), it gives the
+/// registry slot back, with the session it took over stored offline as it was:
+/// otherwise the client's next CONNECT would wait [`TAKEOVER_TIMEOUT`] for a hand-over
+/// from a connection that is gone, and find its session lost. Dropped without a panic
+/// (the runtime dropping the task at exit) it does nothing, as before it existed.
+struct Claimed<'a> {
+    broker: &'a Broker,
+    client: &'a ClientId,
+    conn_id: u64,
+    control: &'a Arc<Control>,
+    /// The session taken over (offline, or handed over by the previous connection).
+    stored: Option<StoredSession>,
+    /// True until [`Claimed::done`].
+    armed: bool,
+}
+
+impl Claimed<'_> {
+    /// The connection holds the session from here on: dropping the claim does nothing.
+    fn done(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        if !self.armed || !std::thread::panicking() {
+            return;
+        }
+        self.broker.deadlines.end(self.control);
+        let stored = self.stored.take();
+        if let Released::Dropped(Some(stored)) =
+            self.broker
+                .registry
+                .release(self.client, self.conn_id, stored)
+        {
+            // Another connection claimed the client meanwhile (as in `Conn::finish`).
+            self.broker.end_session(&stored.session);
+        }
+    }
 }
 
 /// Reads until one packet is decoded. `Ok(None)`: EOF or an answered refusal.

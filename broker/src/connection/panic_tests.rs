@@ -1,11 +1,12 @@
 //! A panic in the broker's code while it handles a connection ends that connection
 //! only, through its usual close (see `activate` in `mod.rs`). Real connections over
-//! in-memory streams; under `cfg(test)` a PUBLISH to [`PANIC_TOPIC`] panics, and a
-//! [`Tripwire`] stream panics in its read.
+//! in-memory streams; under `cfg(test)` a PUBLISH to [`PANIC_TOPIC`] panics, a
+//! [`Tripwire`] stream panics in its read, and the handshake panics where a test
+//! [`arm`]ed it.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,6 +17,26 @@ use crate::broker::Broker;
 
 /// A PUBLISH to this topic panics in the broker (test builds only).
 pub(super) const PANIC_TOPIC: &str = "cauldron-test/panic";
+
+/// Handshake panics a test asked for: (point, client id), each one panics once.
+static ARMED: Mutex<Vec<(&str, String)>> = Mutex::new(Vec::new());
+
+/// Makes the next CONNECT of `client` panic at `at` in the handshake (see [`trip`]).
+fn arm(at: &'static str, client: &str) {
+    let mut armed = ARMED.lock().unwrap_or_else(|e| e.into_inner());
+    armed.push((at, client.to_owned()));
+}
+
+/// Called by the handshake at its points ("claimed": the session claimed in the
+/// registry, not yet held by the connection; "connack": held, CONNACK not yet sent).
+pub(super) fn trip(at: &str, client: &str) {
+    let mut armed = ARMED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = armed.iter().position(|(a, c)| *a == at && c == client) {
+        armed.swap_remove(i);
+        drop(armed);
+        panic!("a test asked for a panic at {at}");
+    }
+}
 
 /// Opens a connection served on its own task and sends `connect`; returns the
 /// client's end.
@@ -244,6 +265,102 @@ fn a_panic_before_connack_closes_that_connection_and_is_counted() {
         assert_eq!(
             read(&mut c, 4, Duration::from_secs(5)).await,
             [0x20, 2, 0, 0]
+        );
+    });
+}
+
+/// A durable client with a subscription to "k", then disconnected: its session offline.
+async fn offline_session(broker: &Arc<Broker>, client: &str) {
+    let mut c = open(broker, &connect_v4(client, false)).await;
+    assert_eq!(
+        read(&mut c, 4, Duration::from_secs(5)).await,
+        [0x20, 2, 0, 0]
+    );
+    c.write_all(&[0x82, 6, 0, 1, 0, 1, b'k', 1]).await.unwrap();
+    assert_eq!(
+        read(&mut c, 5, Duration::from_secs(5)).await,
+        [0x90, 3, 0, 1, 1]
+    );
+    c.write_all(&[0xE0, 0]).await.unwrap(); // DISCONNECT
+    closed(&mut c).await;
+    eventually("the session is stored offline", || {
+        broker.registry.offline() == 1
+    })
+    .await;
+}
+
+/// A panic in the handshake at `at`, on the CONNECT that resumes an offline session:
+/// the client is closed without CONNACK, and comes back at once to its session.
+async fn a_panic_in_the_handshake_keeps_the_session(at: &'static str, client: &str) {
+    // The bug this guards against: the claim stayed in the registry with the control
+    // block of a connection that was gone. The client's next CONNECT waited 5 s for a
+    // hand-over, got a fresh session, and its subscriptions stayed in the router.
+    let broker = Arc::new(Broker::new(crate::config::Config::default()));
+    offline_session(&broker, client).await;
+
+    arm(at, client);
+    let mut c = open(&broker, &connect_v4(client, false)).await;
+    closed(&mut c).await;
+    eventually("the session is offline again", || {
+        broker.registry.offline() == 1
+    })
+    .await;
+    assert_eq!(broker.stats.internal_errors.load(Ordering::SeqCst), 1);
+    assert_eq!(broker.stats.clients_connected.load(Ordering::SeqCst), 0);
+
+    let mut c = open(&broker, &connect_v4(client, false)).await;
+    assert_eq!(
+        read(&mut c, 4, Duration::from_secs(2)).await,
+        [0x20, 2, 1, 0],
+        "back at once, session present [MQTT-3.2.2-2]"
+    );
+    // Its subscription still delivers, once.
+    let mut p = open(&broker, &connect_v4(&format!("{client}-p"), true)).await;
+    assert_eq!(
+        read(&mut p, 4, Duration::from_secs(5)).await,
+        [0x20, 2, 0, 0]
+    );
+    p.write_all(&[0x30, 5, 0, 1, b'k', b'h', b'i'])
+        .await
+        .unwrap();
+    assert_eq!(
+        read(&mut c, 7, Duration::from_secs(5)).await,
+        [0x30, 5, 0, 1, b'k', b'h', b'i']
+    );
+    assert_eq!(broker.router.len(), 1, "one subscription in the router");
+}
+
+#[test]
+fn a_panic_after_the_session_is_claimed_gives_the_claim_back() {
+    runtime().block_on(a_panic_in_the_handshake_keeps_the_session(
+        "claimed", "claimed",
+    ));
+}
+
+#[test]
+fn a_panic_before_connack_gives_the_held_session_back() {
+    runtime().block_on(a_panic_in_the_handshake_keeps_the_session(
+        "connack", "connack",
+    ));
+}
+
+#[test]
+fn a_panic_after_a_fresh_claim_leaves_no_registry_entry() {
+    runtime().block_on(async {
+        let broker = Arc::new(Broker::new(crate::config::Config::default()));
+        arm("claimed", "fresh");
+        let mut c = open(&broker, &connect_v4("fresh", true)).await;
+        closed(&mut c).await;
+        eventually("the panic is counted", || {
+            broker.stats.internal_errors.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        assert!(broker.registry.is_empty(), "the claim was given back");
+        let mut c = open(&broker, &connect_v4("fresh", true)).await;
+        assert_eq!(
+            read(&mut c, 4, Duration::from_secs(2)).await,
+            [0x20, 2, 0, 0],
+            "served at once"
         );
     });
 }

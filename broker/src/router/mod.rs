@@ -9,6 +9,7 @@
 pub mod outbox;
 pub mod tree;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -68,6 +69,10 @@ pub struct RouteOutcome {
 pub struct Router {
     index: RwLock<Index>,
 }
+
+/// Up to this many deliveries collected from earlier filters, a client's own is found by a
+/// scan; above it, through a map.
+const SCAN_MAX: usize = 16;
 
 /// Per-session aggregation of overlapping matches [MQTT-3.3.4-2], [MQTT-3.3.4-3].
 struct Pending<'a> {
@@ -157,28 +162,60 @@ impl Router {
     pub fn route(&self, message: &Arc<Message>, store: &Store) -> RouteOutcome {
         let index = self.read();
         let mut pending: Vec<Pending<'_>> = Vec::new();
-        index.normal.for_each_match(&message.topic, |client, sub| {
-            // [MQTT-3.8.3-3] No Local: never back to the publisher.
-            if sub.options.no_local && message.publisher.as_ref() == Some(client) {
-                return;
-            }
-            let qos = message.qos.min(sub.options.qos);
-            match pending.iter_mut().find(|p| p.client == client) {
-                Some(p) => {
-                    p.qos = p.qos.max(qos);
-                    p.retain_as_published |= sub.options.retain_as_published;
-                    p.subscription_ids.extend(sub.subscription_id);
+        // Where each client's delivery is in `pending`, once earlier filters collected
+        // more than `SCAN_MAX` deliveries.
+        let mut positions: Option<HashMap<&ClientId, usize>> = None;
+        index
+            .normal
+            .for_each_matching_filter(&message.topic, |entries| {
+                // A client appears once per filter: only the deliveries collected for the
+                // filters before this one can be its own. (Looking through all of them for
+                // every subscriber made fan-out to N clients of one filter cost N^2 / 2
+                // comparisons of client ids per message.)
+                let earlier = pending.len();
+                if earlier > SCAN_MAX && positions.is_none() {
+                    positions = Some(
+                        pending
+                            .iter()
+                            .enumerate()
+                            .map(|(i, p)| (p.client, i))
+                            .collect(),
+                    );
                 }
-                None => pending.push(Pending {
-                    client,
-                    outbox: &sub.outbox,
-                    durable: &sub.durable,
-                    qos,
-                    retain_as_published: sub.options.retain_as_published,
-                    subscription_ids: sub.subscription_id.into_iter().collect(),
-                }),
-            }
-        });
+                for (client, sub) in entries {
+                    // [MQTT-3.8.3-3] No Local: never back to the publisher.
+                    if sub.options.no_local && message.publisher.as_ref() == Some(client) {
+                        continue;
+                    }
+                    let qos = message.qos.min(sub.options.qos);
+                    let found = match &positions {
+                        _ if earlier == 0 => None,
+                        Some(positions) => positions.get(client).copied(),
+                        None => pending[..earlier].iter().position(|p| p.client == client),
+                    };
+                    match found {
+                        Some(i) => {
+                            let p = &mut pending[i];
+                            p.qos = p.qos.max(qos);
+                            p.retain_as_published |= sub.options.retain_as_published;
+                            p.subscription_ids.extend(sub.subscription_id);
+                        }
+                        None => {
+                            if let Some(positions) = &mut positions {
+                                positions.insert(client, pending.len());
+                            }
+                            pending.push(Pending {
+                                client,
+                                outbox: &sub.outbox,
+                                durable: &sub.durable,
+                                qos,
+                                retain_as_published: sub.options.retain_as_published,
+                                subscription_ids: sub.subscription_id.into_iter().collect(),
+                            });
+                        }
+                    }
+                }
+            });
         let mut outcome = RouteOutcome::default();
         // The message's id in the store, taken by its first durable delivery.
         let mut message_id = None;
@@ -317,3 +354,6 @@ fn route_shared(
         outcome.dropped += 1;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -276,8 +276,14 @@ impl<K: Eq + Hash + Clone, V> SubscriptionTree<K, V> {
     pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
         let mut stack = vec![&self.root];
         while let Some(node) = stack.pop() {
-            report(node.here.as_deref(), &mut f);
-            report(node.hash.as_deref(), &mut f);
+            for slot in [node.here.as_deref(), node.hash.as_deref()]
+                .into_iter()
+                .flatten()
+            {
+                for (key, value) in &slot.entries {
+                    f(key, value);
+                }
+            }
             stack.extend(node.children.values());
             stack.extend(node.plus.as_deref());
         }
@@ -286,6 +292,20 @@ impl<K: Eq + Hash + Clone, V> SubscriptionTree<K, V> {
     /// Calls `f` for every (key, value) whose filter matches `topic`. A key is reported
     /// once per matching filter, so the same key may appear several times.
     pub fn for_each_match<'s>(&'s self, topic: &TopicName, mut f: impl FnMut(&'s K, &'s V)) {
+        self.for_each_matching_filter(topic, |entries| {
+            for (key, value) in entries {
+                f(key, value);
+            }
+        });
+    }
+
+    /// Calls `f` with the entries of every filter that matches `topic`, one filter at a
+    /// time: within one call each key appears once, across calls it may appear again.
+    pub fn for_each_matching_filter<'s>(
+        &'s self,
+        topic: &TopicName,
+        mut f: impl FnMut(&'s SmallMap<K, V>),
+    ) {
         let mut levels = topic.as_str().split('/');
         // [MQTT-4.7.2-1]: `#` and `+` at the first level do not match `$` topics
         let system = topic.is_system();
@@ -347,11 +367,9 @@ fn branch<'n, 't, K, V>(
     }
 }
 
-fn report<'s, K, V>(slot: Option<&'s Slot<K, V>>, f: &mut impl FnMut(&'s K, &'s V)) {
+fn report<'s, K, V>(slot: Option<&'s Slot<K, V>>, f: &mut impl FnMut(&'s SmallMap<K, V>)) {
     if let Some(slot) = slot {
-        for (key, value) in &slot.entries {
-            f(key, value);
-        }
+        f(&slot.entries);
     }
 }
 

@@ -6,7 +6,7 @@
 use bytes::{Buf, BytesMut};
 
 use super::error::{EncodeError, Error};
-use super::packet::Packet;
+use super::packet::{Packet, Publish};
 use super::primitives::{
     Counter, MAX_VARIABLE_INTEGER, Reader, Sink, VarInt, put_variable_integer,
     read_variable_integer, variable_integer_len,
@@ -178,6 +178,56 @@ pub fn encode(
     Sink::put_u8(dst, first_byte(packet));
     put_variable_integer(dst, remaining)?;
     encode_body(packet, version, dst)
+}
+
+/// Appends a PUBLISH made of `head`, `topic` and `payload`: what [`encode`] writes for
+/// `head` with that topic and payload (its own are not used).
+///
+/// For deliveries: the subscribers of a message share its topic and payload (slices of
+/// the publisher's read buffer), and a `Publish` holding them clones and drops their
+/// reference count per delivery, an atomic that every worker thread writes
+/// (`shared_v_drop` was 10% of the broker's CPU in fan-out of 1 KiB QoS 0 messages to
+/// 50 subscribers).
+pub fn encode_publish(
+    head: &Publish,
+    topic: &str,
+    payload: &[u8],
+    version: ProtocolVersion,
+    dst: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let remaining = publish_remaining(head, topic, payload.len(), version)?;
+    if remaining > MAX_VARIABLE_INTEGER {
+        return Err(EncodeError::VariableIntegerTooLarge(remaining));
+    }
+    dst.reserve(1 + variable_integer_len(remaining) + remaining);
+    Sink::put_u8(dst, (PUBLISH << 4) | publish::flags(head));
+    put_variable_integer(dst, remaining)?;
+    publish::encode_parts(head, topic, payload, version, dst)
+}
+
+/// The size [`encode_publish`] writes for `head`, `topic` and a payload of
+/// `payload_len` bytes, fixed header included.
+pub fn encoded_publish_len(
+    head: &Publish,
+    topic: &str,
+    payload_len: usize,
+    version: ProtocolVersion,
+) -> usize {
+    // An unencodable packet has no wire size; the count so far is returned.
+    let remaining = publish_remaining(head, topic, payload_len, version).unwrap_or_default();
+    1 + variable_integer_len(remaining) + remaining
+}
+
+/// The remaining length of a PUBLISH: everything after the fixed header.
+fn publish_remaining(
+    head: &Publish,
+    topic: &str,
+    payload_len: usize,
+    version: ProtocolVersion,
+) -> Result<usize, EncodeError> {
+    let mut counter = Counter::default();
+    publish::encode_parts(head, topic, &[], version, &mut counter)?;
+    Ok(counter.0 + payload_len)
 }
 
 /// The size `packet` takes on the wire in `version`, fixed header included, without

@@ -543,3 +543,42 @@ proptest! {
         decode_all(buf, decoder_version(&packet, v));
     }
 }
+
+/// A PUBLISH, its version, and a payload whose length crosses the remaining length's
+/// one- and two-byte limits (127, 16383) with the rest of the packet.
+fn publish_and_payload() -> impl Strategy<Value = (ProtocolVersion, Publish, Vec<u8>)> {
+    version()
+        .prop_flat_map(|v| (Just(v), publish(v)))
+        .prop_filter_map("a PUBLISH", |(v, packet)| match packet {
+            Packet::Publish(p) => Some((v, p)),
+            _ => None,
+        })
+        .prop_flat_map(|(v, p)| {
+            let sizes = prop_oneof![0..300usize, 16_000..16_600usize];
+            (
+                Just(v),
+                Just(p),
+                sizes.prop_flat_map(|n| vec(any::<u8>(), n)),
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn a_publish_encoded_with_its_payload_apart_is_the_same_bytes(
+        (v, p, payload) in publish_and_payload(),
+    ) {
+        let head = Publish { topic: ByteString::new(), payload: Bytes::new(), ..p.clone() };
+        let topic = p.topic.clone();
+        let whole = Packet::Publish(Publish { payload: Bytes::from(payload.clone()), ..p });
+        let mut expected = BytesMut::new();
+        encode(&whole, v, &mut expected).unwrap();
+        let mut apart = BytesMut::from(&b"before"[..]);
+        encode_publish(&head, &topic, &payload, v, &mut apart).unwrap();
+        prop_assert_eq!(&apart[..6], b"before");
+        prop_assert_eq!(&apart[6..], &expected[..]);
+        prop_assert_eq!(encoded_publish_len(&head, &topic, payload.len(), v), expected.len());
+    }
+}

@@ -62,7 +62,18 @@ pub(crate) fn encode<S: Sink>(
     version: ProtocolVersion,
     s: &mut S,
 ) -> Result<(), EncodeError> {
-    put_string(s, &p.topic)?;
+    encode_parts(p, &p.topic, &p.payload, version, s)
+}
+
+/// [`encode`] with `topic` and `payload` in place of `p`'s own.
+pub(crate) fn encode_parts<S: Sink>(
+    p: &Publish,
+    topic: &str,
+    payload: &[u8],
+    version: ProtocolVersion,
+    s: &mut S,
+) -> Result<(), EncodeError> {
+    put_string(s, topic)?;
     match (p.qos, p.packet_id) {
         (QoS::AtMostOnce, None) => {}
         (QoS::AtMostOnce, Some(_)) => return Err(EncodeError::UnexpectedPacketId),
@@ -72,7 +83,7 @@ pub(crate) fn encode<S: Sink>(
     if version.is_v5() {
         put_properties(s, &p.properties)?;
     }
-    s.put_slice(&p.payload);
+    s.put_slice(payload);
     Ok(())
 }
 

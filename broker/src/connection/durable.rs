@@ -90,12 +90,18 @@ impl Conn {
 
     /// Encodes `packet` once `ticket` is durable and every packet held before it left.
     pub(crate) fn send_after<S: Duplex>(&mut self, io: &mut Io<S>, ticket: Ticket, packet: Packet) {
-        if self.held.is_empty() && self.broker.store.poll(ticket).is_some_and(|r| r.is_ok()) {
+        if self.may_send_now(ticket) {
             io.encode(&packet);
             return;
         }
         let ticket = self.held.back().map_or(ticket, |(t, _)| ticket.max(*t));
         self.held.push_back((ticket, packet));
+    }
+
+    /// True when a packet behind `ticket` goes out at once: nothing is held before it
+    /// and the store has what it waits for.
+    pub(crate) fn may_send_now(&self, ticket: Ticket) -> bool {
+        self.held.is_empty() && self.broker.store.poll(ticket).is_some_and(|r| r.is_ok())
     }
 
     /// The ticket the oldest held packet waits for.

@@ -101,6 +101,18 @@ impl<S: Duplex> Io<S> {
         }
     }
 
+    /// Encodes a PUBLISH from its parts (see [`codec::encode_publish`]).
+    fn encode_publish(&mut self, head: &codec::Publish, topic: &str, payload: &[u8]) {
+        let version = self
+            .codec
+            .version()
+            .unwrap_or(crate::types::ProtocolVersion::V3_1_1);
+        if let Err(e) = codec::encode_publish(head, topic, payload, version, &mut self.wbuf) {
+            // Only reachable for values the broker built itself.
+            tracing::error!(error = %e, "failed to encode an outgoing packet");
+        }
+    }
+
     async fn flush(&mut self, broker: &Broker) -> std::io::Result<()> {
         let n = self.wbuf.len();
         let (_, mut writer) = self.stream.halves();

@@ -69,21 +69,21 @@ impl Conn {
             return;
         }
         let packet_id = (d.qos != QoS::AtMostOnce).then(|| self.session.outbound.next_packet_id());
-        let mut packet = Packet::Publish(publish_for(&d, self.version, now, false, packet_id));
+        // The topic and payload stay with the message (see `codec::encode_publish`).
+        let mut head = publish_head(&d, self.version, now, false, packet_id);
+        let (topic, payload) = (d.message.topic.as_str(), &d.message.payload);
         // [MQTT-3.1.2-25] never send more than the client's Maximum Packet Size: the
         // message is dropped for this client as if delivered.
-        let size = codec::encoded_len(&packet, self.version);
+        let size = codec::encoded_publish_len(&head, topic, payload.len(), self.version);
         if size > self.client_max_packet as usize {
             Stats::incr(&self.broker.stats.dropped_too_large);
             tracing::debug!(topic = %d.message.topic, size, max = self.client_max_packet, "message larger than the client's maximum packet size dropped");
             self.forget(&d);
             return;
         }
-        if self.version.is_v5()
-            && let Packet::Publish(publish) = &mut packet
-        {
-            self.apply_outbound_alias(publish, &d.message.topic);
-        }
+        let aliased =
+            self.version.is_v5() && self.apply_outbound_alias(&mut head, &d.message.topic);
+        let topic = if aliased { "" } else { topic };
         // A stored delivery records its packet id; a QoS 2 one leaves only once that is
         // on disk, so that after a restart it goes out again under the same id and the
         // client recognises it [MQTT-4.3.3-10] (exactly once across a crash).
@@ -104,7 +104,14 @@ impl Conn {
                 ticket = t;
             }
         }
-        self.send_after(io, ticket, packet);
+        if self.may_send_now(ticket) {
+            io.encode_publish(&head, topic, payload);
+        } else {
+            // Held until the store has it: the packet owns its topic and payload.
+            head.topic = ByteString::from(topic);
+            head.payload = payload.clone();
+            self.send_after(io, ticket, Packet::Publish(head));
+        }
         self.broker
             .stats
             .publish_sent(d.qos, d.message.payload.len());
@@ -124,16 +131,20 @@ impl Conn {
     }
 
     /// [MQTT-3.3.2-11] outbound aliases only up to the client's Topic Alias Maximum, and
-    /// none when it is 0 or absent [MQTT-3.1.2-26, MQTT-3.1.2-27].
-    fn apply_outbound_alias(&mut self, publish: &mut Publish, topic: &crate::topic::TopicName) {
+    /// none when it is 0 or absent [MQTT-3.1.2-26, MQTT-3.1.2-27]. True when the alias
+    /// is known to the client already: the PUBLISH goes with an empty topic.
+    fn apply_outbound_alias(
+        &mut self,
+        publish: &mut Publish,
+        topic: &crate::topic::TopicName,
+    ) -> bool {
         if self.client_topic_alias_max == 0 {
-            return;
+            return false;
         }
         let aliases = &mut self.aliases.get_or_insert_with(Box::default).outbound;
         if let Some(alias) = aliases.get(topic) {
             publish.properties.topic_alias = Some(*alias);
-            publish.topic = ByteString::new();
-            return;
+            return true;
         }
         let next = aliases.len() + 1;
         if next <= usize::from(self.client_topic_alias_max) {
@@ -141,6 +152,7 @@ impl Conn {
             aliases.insert(topic.clone(), alias);
             publish.properties.topic_alias = Some(alias);
         }
+        false
     }
 
     /// [MQTT-4.4.0-1] after a reconnect, resend unacknowledged PUBLISH with DUP set and
@@ -153,9 +165,10 @@ impl Conn {
                     io.encode(&Packet::PubRel(ack(f.packet_id, ReasonCode::SUCCESS)));
                 }
                 _ => {
-                    let publish =
-                        publish_for(&f.delivery, self.version, now, true, Some(f.packet_id));
-                    io.encode(&Packet::Publish(publish));
+                    let head =
+                        publish_head(&f.delivery, self.version, now, true, Some(f.packet_id));
+                    let message = &f.delivery.message;
+                    io.encode_publish(&head, message.topic.as_str(), &message.payload);
                     let (qos, len) = (f.delivery.qos, f.delivery.message.payload.len());
                     self.broker.stats.publish_sent(qos, len);
                 }
@@ -164,9 +177,10 @@ impl Conn {
     }
 }
 
-/// The PUBLISH for a delivery: properties only for MQTT 5, with the remaining expiry
+/// The PUBLISH for a delivery without its topic and payload, which are encoded from the
+/// message (`Io::encode_publish`): properties only for MQTT 5, with the remaining expiry
 /// interval and the subscription identifiers.
-fn publish_for(
+fn publish_head(
     d: &Delivery,
     version: ProtocolVersion,
     now: Instant,
@@ -182,9 +196,9 @@ fn publish_for(
         dup,
         qos: d.qos,
         retain: d.retain,
-        topic: d.message.topic.clone().into_inner(),
+        topic: ByteString::new(),
         packet_id,
-        payload: d.message.payload.clone(),
+        payload: bytes::Bytes::new(),
         properties,
     }
 }

@@ -91,17 +91,7 @@ fn a_panic_while_handling_a_client_closes_it_and_keeps_its_session() {
     runtime().block_on(async {
         let broker = Arc::new(Broker::new(crate::config::Config::default()));
         let stats = &broker.stats;
-        let mut c = open(&broker, &connect_v4("c", false)).await;
-        assert_eq!(
-            read(&mut c, 4, Duration::from_secs(5)).await,
-            [0x20, 2, 0, 0]
-        );
-        // SUBSCRIBE (packet id 1) to "k" at QoS 1.
-        c.write_all(&[0x82, 6, 0, 1, 0, 1, b'k', 1]).await.unwrap();
-        assert_eq!(
-            read(&mut c, 5, Duration::from_secs(5)).await,
-            [0x90, 3, 0, 1, 1]
-        );
+        let mut c = subscribed(&broker, "c").await;
 
         c.write_all(&panicking_publish(false)).await.unwrap();
         closed(&mut c).await;
@@ -126,16 +116,7 @@ fn a_panic_while_handling_a_client_closes_it_and_keeps_its_session() {
             "CONNACK with session present"
         );
         // Its subscription still delivers.
-        let mut p = open(&broker, &connect_v4("p", true)).await;
-        assert_eq!(
-            read(&mut p, 4, Duration::from_secs(5)).await,
-            [0x20, 2, 0, 0]
-        );
-        p.write_all(&[0x30, 5, 0, 1, b'k', b'h', b'i'])
-            .await
-            .unwrap();
-        let delivery = read(&mut c, 7, Duration::from_secs(5)).await;
-        assert_eq!(delivery, [0x30, 5, 0, 1, b'k', b'h', b'i']);
+        delivers_on_k(&broker, &mut c, "p").await;
     });
 }
 
@@ -269,8 +250,8 @@ fn a_panic_before_connack_closes_that_connection_and_is_counted() {
     });
 }
 
-/// A durable client with a subscription to "k", then disconnected: its session offline.
-async fn offline_session(broker: &Arc<Broker>, client: &str) {
+/// A new durable client `client`, subscribed to "k" at QoS 1 (SUBSCRIBE packet id 1).
+async fn subscribed(broker: &Arc<Broker>, client: &str) -> DuplexStream {
     let mut c = open(broker, &connect_v4(client, false)).await;
     assert_eq!(
         read(&mut c, 4, Duration::from_secs(5)).await,
@@ -281,6 +262,28 @@ async fn offline_session(broker: &Arc<Broker>, client: &str) {
         read(&mut c, 5, Duration::from_secs(5)).await,
         [0x90, 3, 0, 1, 1]
     );
+    c
+}
+
+/// A message to "k" from a new client `publisher` reaches `c`.
+async fn delivers_on_k(broker: &Arc<Broker>, c: &mut DuplexStream, publisher: &str) {
+    let mut p = open(broker, &connect_v4(publisher, true)).await;
+    assert_eq!(
+        read(&mut p, 4, Duration::from_secs(5)).await,
+        [0x20, 2, 0, 0]
+    );
+    p.write_all(&[0x30, 5, 0, 1, b'k', b'h', b'i'])
+        .await
+        .unwrap();
+    assert_eq!(
+        read(c, 7, Duration::from_secs(5)).await,
+        [0x30, 5, 0, 1, b'k', b'h', b'i']
+    );
+}
+
+/// A durable client with a subscription to "k", then disconnected: its session offline.
+async fn offline_session(broker: &Arc<Broker>, client: &str) {
+    let mut c = subscribed(broker, client).await;
     c.write_all(&[0xE0, 0]).await.unwrap(); // DISCONNECT
     closed(&mut c).await;
     eventually("the session is stored offline", || {
@@ -315,18 +318,7 @@ async fn a_panic_in_the_handshake_keeps_the_session(at: &'static str, client: &s
         "back at once, session present [MQTT-3.2.2-2]"
     );
     // Its subscription still delivers, once.
-    let mut p = open(&broker, &connect_v4(&format!("{client}-p"), true)).await;
-    assert_eq!(
-        read(&mut p, 4, Duration::from_secs(5)).await,
-        [0x20, 2, 0, 0]
-    );
-    p.write_all(&[0x30, 5, 0, 1, b'k', b'h', b'i'])
-        .await
-        .unwrap();
-    assert_eq!(
-        read(&mut c, 7, Duration::from_secs(5)).await,
-        [0x30, 5, 0, 1, b'k', b'h', b'i']
-    );
+    delivers_on_k(&broker, &mut c, &format!("{client}-p")).await;
     assert_eq!(broker.router.len(), 1, "one subscription in the router");
 }
 

@@ -50,6 +50,13 @@ fn drain(rx: &mut OutboxRx) -> Vec<Delivery> {
     std::iter::from_fn(|| rx.try_recv().ok()).collect()
 }
 
+/// The outbox holds one delivery, at `qos`, with subscription identifier `id` alone.
+fn assert_one(rx: &mut OutboxRx, qos: QoS, id: u32) {
+    let got = drain(rx);
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].qos, &got[0].subscription_ids[..]), (qos, &[id][..]));
+}
+
 /// `clients` clients, each on `a/#` (QoS 0, id 1), `a/+` (QoS 1, id 2) and `a/b`
 /// (QoS 2, id 3) (in the tree's order of filters, whichever that is), and as many
 /// others on `a/+` alone: every one gets one delivery of a message to `a/b`.
@@ -92,12 +99,7 @@ fn overlapping(clients: usize) {
         assert_eq!(ids, [1, 2, 3], "every matching subscription identifier");
     }
     for rx in &mut alone {
-        let got = drain(rx);
-        assert_eq!(got.len(), 1);
-        assert_eq!(
-            (got[0].qos, &got[0].subscription_ids[..]),
-            (QoS::AtLeastOnce, &[2][..])
-        );
+        assert_one(rx, QoS::AtLeastOnce, 2);
     }
 }
 
@@ -123,11 +125,6 @@ fn one_filter_of_many_clients_delivers_once_each() {
     let outcome = router.route(&message("t/x"), &Store::memory());
     assert_eq!(outcome.delivered, 200);
     for rx in &mut rxs {
-        let got = drain(rx);
-        assert_eq!(got.len(), 1);
-        assert_eq!(
-            (got[0].qos, &got[0].subscription_ids[..]),
-            (QoS::AtLeastOnce, &[7][..])
-        );
+        assert_one(rx, QoS::AtLeastOnce, 7);
     }
 }

@@ -94,27 +94,9 @@ fn a_panic_while_handling_a_client_closes_it_and_keeps_its_session() {
         let mut c = subscribed(&broker, "c").await;
 
         c.write_all(&panicking_publish(false)).await.unwrap();
-        closed(&mut c).await;
-        eventually("the session is stored offline", || {
-            broker.registry.offline() == 1
-        })
-        .await;
-        assert_eq!(broker.registry.len(), 1, "one session, offline");
-        assert_eq!(stats.internal_errors.load(Ordering::SeqCst), 1);
+        let mut c = closed_by_a_panic_and_back(&broker, &mut c, "c").await;
+        assert_eq!(broker.registry.len(), 1, "one session");
         assert_eq!(stats.protocol_errors.load(Ordering::SeqCst), 0);
-        assert_eq!(
-            stats.clients_connected.load(Ordering::SeqCst),
-            0,
-            "the connection is no longer counted"
-        );
-
-        // The client comes back at once to its session [MQTT-3.2.2-2]: session present.
-        let mut c = open(&broker, &connect_v4("c", false)).await;
-        assert_eq!(
-            read(&mut c, 4, Duration::from_secs(2)).await,
-            [0x20, 2, 1, 0],
-            "CONNACK with session present"
-        );
         // Its subscription still delivers.
         delivers_on_k(&broker, &mut c, "p").await;
     });
@@ -211,20 +193,7 @@ fn a_panic_in_a_parked_connections_read_closes_it_and_keeps_its_session() {
         tokio::time::sleep(super::task::COOL_AFTER * 5).await;
 
         c.write_all(Tripwire::MARK).await.unwrap();
-        closed(&mut c).await;
-        eventually("the session is stored offline", || {
-            broker.registry.offline() == 1
-        })
-        .await;
-        assert_eq!(broker.stats.internal_errors.load(Ordering::SeqCst), 1);
-        assert_eq!(broker.stats.clients_connected.load(Ordering::SeqCst), 0);
-
-        let mut c = open(&broker, &connect_v4("idle", false)).await;
-        assert_eq!(
-            read(&mut c, 4, Duration::from_secs(2)).await,
-            [0x20, 2, 1, 0],
-            "back at once, session present"
-        );
+        closed_by_a_panic_and_back(&broker, &mut c, "idle").await;
     });
 }
 
@@ -248,6 +217,34 @@ fn a_panic_before_connack_closes_that_connection_and_is_counted() {
             [0x20, 2, 0, 0]
         );
     });
+}
+
+/// After a panic closed `c` (a durable client's connection): the session is stored
+/// offline, the panic counted once and the connection no longer, and the client comes
+/// back at once to its session [MQTT-3.2.2-2]. Returns its new connection.
+async fn closed_by_a_panic_and_back(
+    broker: &Arc<Broker>,
+    c: &mut DuplexStream,
+    client: &str,
+) -> DuplexStream {
+    closed(c).await;
+    eventually("the session is stored offline", || {
+        broker.registry.offline() == 1
+    })
+    .await;
+    assert_eq!(broker.stats.internal_errors.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        broker.stats.clients_connected.load(Ordering::SeqCst),
+        0,
+        "the connection is no longer counted"
+    );
+    let mut back = open(broker, &connect_v4(client, false)).await;
+    assert_eq!(
+        read(&mut back, 4, Duration::from_secs(2)).await,
+        [0x20, 2, 1, 0],
+        "back at once, session present"
+    );
+    back
 }
 
 /// A new durable client `client`, subscribed to "k" at QoS 1 (SUBSCRIBE packet id 1).
@@ -303,20 +300,7 @@ async fn a_panic_in_the_handshake_keeps_the_session(at: &'static str, client: &s
 
     arm(at, client);
     let mut c = open(&broker, &connect_v4(client, false)).await;
-    closed(&mut c).await;
-    eventually("the session is offline again", || {
-        broker.registry.offline() == 1
-    })
-    .await;
-    assert_eq!(broker.stats.internal_errors.load(Ordering::SeqCst), 1);
-    assert_eq!(broker.stats.clients_connected.load(Ordering::SeqCst), 0);
-
-    let mut c = open(&broker, &connect_v4(client, false)).await;
-    assert_eq!(
-        read(&mut c, 4, Duration::from_secs(2)).await,
-        [0x20, 2, 1, 0],
-        "back at once, session present [MQTT-3.2.2-2]"
-    );
+    let mut c = closed_by_a_panic_and_back(&broker, &mut c, client).await;
     // Its subscription still delivers, once.
     delivers_on_k(&broker, &mut c, &format!("{client}-p")).await;
     assert_eq!(broker.router.len(), 1, "one subscription in the router");

@@ -18,6 +18,7 @@ use bytestring::ByteString;
 use crate::codec::SubscriptionOptions;
 use crate::message::{Delivery, Message};
 use crate::session::Durable;
+use crate::small_map::SmallMap;
 use crate::store::{Op, Store, Ticket};
 use crate::topic::TopicFilter;
 use crate::types::{ClientId, QoS};
@@ -168,53 +169,7 @@ impl Router {
         index
             .normal
             .for_each_matching_filter(&message.topic, |entries| {
-                // A client appears once per filter: only the deliveries collected for the
-                // filters before this one can be its own. (Looking through all of them for
-                // every subscriber made fan-out to N clients of one filter cost N^2 / 2
-                // comparisons of client ids per message.)
-                let earlier = pending.len();
-                if earlier > SCAN_MAX && positions.is_none() {
-                    positions = Some(
-                        pending
-                            .iter()
-                            .enumerate()
-                            .map(|(i, p)| (p.client, i))
-                            .collect(),
-                    );
-                }
-                for (client, sub) in entries {
-                    // [MQTT-3.8.3-3] No Local: never back to the publisher.
-                    if sub.options.no_local && message.publisher.as_ref() == Some(client) {
-                        continue;
-                    }
-                    let qos = message.qos.min(sub.options.qos);
-                    let found = match &positions {
-                        _ if earlier == 0 => None,
-                        Some(positions) => positions.get(client).copied(),
-                        None => pending[..earlier].iter().position(|p| p.client == client),
-                    };
-                    match found {
-                        Some(i) => {
-                            let p = &mut pending[i];
-                            p.qos = p.qos.max(qos);
-                            p.retain_as_published |= sub.options.retain_as_published;
-                            p.subscription_ids.extend(sub.subscription_id);
-                        }
-                        None => {
-                            if let Some(positions) = &mut positions {
-                                positions.insert(client, pending.len());
-                            }
-                            pending.push(Pending {
-                                client,
-                                outbox: &sub.outbox,
-                                durable: &sub.durable,
-                                qos,
-                                retain_as_published: sub.options.retain_as_published,
-                                subscription_ids: sub.subscription_id.into_iter().collect(),
-                            });
-                        }
-                    }
-                }
+                merge_filter(&mut pending, &mut positions, entries, message);
             });
         let mut outcome = RouteOutcome::default();
         // The message's id in the store, taken by its first durable delivery.
@@ -252,6 +207,61 @@ impl Router {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
         self.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Adds the deliveries of one matching filter's `entries` to `pending`, merging a client
+/// that an earlier filter matched too into its delivery: the highest QoS, every
+/// subscription identifier.
+///
+/// A client appears once per filter, so only the deliveries of the filters before this
+/// one can be its own. (Looking through all of them for every subscriber made fan-out to
+/// N clients of one filter cost N^2 / 2 comparisons of client ids per message.)
+fn merge_filter<'s>(
+    pending: &mut Vec<Pending<'s>>,
+    positions: &mut Option<HashMap<&'s ClientId, usize>>,
+    entries: &'s SmallMap<ClientId, Subscriber>,
+    message: &Message,
+) {
+    let earlier = pending.len();
+    if earlier > SCAN_MAX && positions.is_none() {
+        *positions = Some(
+            pending
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.client, i))
+                .collect(),
+        );
+    }
+    for (client, sub) in entries {
+        // [MQTT-3.8.3-3] No Local: never back to the publisher.
+        if sub.options.no_local && message.publisher.as_ref() == Some(client) {
+            continue;
+        }
+        let qos = message.qos.min(sub.options.qos);
+        let found = match positions {
+            _ if earlier == 0 => None,
+            Some(positions) => positions.get(client).copied(),
+            None => pending[..earlier].iter().position(|p| p.client == client),
+        };
+        if let Some(i) = found {
+            let p = &mut pending[i];
+            p.qos = p.qos.max(qos);
+            p.retain_as_published |= sub.options.retain_as_published;
+            p.subscription_ids.extend(sub.subscription_id);
+            continue;
+        }
+        if let Some(positions) = positions {
+            positions.insert(client, pending.len());
+        }
+        pending.push(Pending {
+            client,
+            outbox: &sub.outbox,
+            durable: &sub.durable,
+            qos,
+            retain_as_published: sub.options.retain_as_published,
+            subscription_ids: sub.subscription_id.into_iter().collect(),
+        });
     }
 }
 

@@ -5,7 +5,8 @@
 //! - `malloc_trim` gives back the whole free pages between live blocks, and the free
 //!   memory at the top of the main arena. A thread ([`spawn_trimmer`]) looks every
 //!   [`TRIM_EVERY`] and calls it when the allocator holds at least [`TRIM_FREE_MIN`]
-//!   free and the broker is quiet ([`should_trim`]).
+//!   free, that free memory or the process's resident memory grew by
+//!   [`TRIM_GROWTH_MIN`] since the last trim, and the broker is quiet ([`should_trim`]).
 //! - It does not touch the top of the other arenas (glibc gives each thread that meets
 //!   contention an arena of its own). Those shrink only when a free leaves more than the
 //!   trim threshold at their top, and glibc raises that threshold after each large free
@@ -35,6 +36,17 @@ pub const ARENAS: usize = 1;
 pub const TRIM_EVERY: Duration = Duration::from_secs(1);
 /// Free memory inside the allocator below which a trim is not worth its walk.
 pub const TRIM_FREE_MIN: usize = 1024 * 1024;
+/// Growth of the free or the resident memory since the last trim (or the trimmer's
+/// start) below which a trim is not worth its walk.
+///
+/// The amount free alone does not tell: glibc still counts the pages a trim gave back as
+/// free, so after any load the broker held more than [`TRIM_FREE_MIN`] free for good
+/// and was trimmed every quiet second, for ever: at 500 messages a second, 42 trims in
+/// a minute, each holding the allocator's lock for 20-60 us (up to 2.8 ms with 10,000
+/// connections) to give back a few pages the next messages faulted in again. Memory
+/// freed after a trim shows as more free; pages of the free memory used and freed again
+/// show as more resident.
+pub const TRIM_GROWTH_MIN: usize = 1024 * 1024;
 
 /// Limits glibc to [`ARENAS`] arenas (see the module docs) unless `MALLOC_ARENA_MAX`
 /// is set. Call once at start, before other threads allocate. Returns false when glibc
@@ -101,10 +113,35 @@ pub struct Look {
     pub elapsed: Duration,
     /// Wall time since the last trim.
     pub since_trim: Duration,
+    /// The process's resident memory now, when known.
+    pub resident: Option<usize>,
+    /// What was free and resident right after the last trim (or at the trimmer's start).
+    pub after_trim: Held,
 }
 
-/// Whether to trim now: at least [`TRIM_FREE_MIN`] free, and the process quiet (below
-/// [`BUSY_CPU_SHARE`] of a core) or not trimmed for [`TRIM_AT_LEAST_EVERY`].
+/// The allocator's free memory and the process's resident memory at one moment, each
+/// when known.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Held {
+    /// What the allocator held free.
+    pub free: Option<usize>,
+    /// The process's resident memory.
+    pub resident: Option<usize>,
+}
+
+impl Held {
+    fn now() -> Held {
+        Held {
+            free: free_bytes(),
+            resident: resident_bytes(),
+        }
+    }
+}
+
+/// Whether to trim now: at least [`TRIM_FREE_MIN`] free, the free or the resident
+/// memory grown by [`TRIM_GROWTH_MIN`] since the last trim (when neither can be compared,
+/// it counts as grown), and the process quiet (below [`BUSY_CPU_SHARE`] of a core) or not
+/// trimmed for [`TRIM_AT_LEAST_EVERY`].
 ///
 /// A trim holds the arena's lock for 0.1-2.8 ms (10,000 connections), and while the
 /// broker is busy the pages it gives back are faulted in again at once, so it waits for a
@@ -114,6 +151,17 @@ pub struct Look {
 pub fn should_trim(look: Look) -> bool {
     if look.free.is_none_or(|f| f < TRIM_FREE_MIN) {
         return false;
+    }
+    let grew = |now: Option<usize>, then: Option<usize>| {
+        now.zip(then)
+            .map(|(now, then)| now >= then.saturating_add(TRIM_GROWTH_MIN))
+    };
+    match (
+        grew(look.free, look.after_trim.free),
+        grew(look.resident, look.after_trim.resident),
+    ) {
+        (None, None) | (Some(true), _) | (_, Some(true)) => {}
+        _ => return false,
     }
     let busy = look.cpu.as_secs_f64() > look.elapsed.as_secs_f64() * BUSY_CPU_SHARE;
     !busy || look.since_trim >= TRIM_AT_LEAST_EVERY
@@ -142,6 +190,22 @@ fn cpu_time() -> Option<Duration> {
     }
 }
 
+/// The process's resident memory in bytes (`/proc/self/statm`), when known.
+fn resident_bytes() -> Option<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+        let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
+        // SAFETY: sysconf only reads a system setting.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        pages.checked_mul(usize::try_from(page).ok()?)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
 /// Starts the thread that trims when [`should_trim`] says so, looking every
 /// [`TRIM_EVERY`] (see the module docs). Once per process: the heap is the process's.
 /// Nothing is started where there is no glibc.
@@ -156,6 +220,7 @@ pub fn spawn_trimmer() -> std::io::Result<()> {
             let mut last_look = Instant::now();
             let mut last_trim = last_look;
             let mut last_cpu = cpu_time().unwrap_or_default();
+            let mut after_trim = Held::now();
             loop {
                 std::thread::sleep(TRIM_EVERY);
                 let now = Instant::now();
@@ -165,6 +230,8 @@ pub fn spawn_trimmer() -> std::io::Result<()> {
                     cpu: cpu.saturating_sub(last_cpu),
                     elapsed: now.duration_since(last_look),
                     since_trim: now.duration_since(last_trim),
+                    resident: resident_bytes(),
+                    after_trim,
                 };
                 last_look = now;
                 last_cpu = cpu;
@@ -172,8 +239,12 @@ pub fn spawn_trimmer() -> std::io::Result<()> {
                 if should_trim(look) {
                     let released = trim();
                     last_trim = Instant::now();
+                    after_trim = Held::now();
                     tracing::debug!(
                         released,
+                        free = look.free,
+                        resident_before = look.resident,
+                        resident_after = after_trim.resident,
                         micros = last_trim.duration_since(now).as_micros() as u64,
                         "heap trimmed"
                     );
@@ -193,6 +264,8 @@ mod tests {
             cpu: Duration::from_millis(cpu_ms),
             elapsed: Duration::from_secs(1),
             since_trim: Duration::from_secs(since_trim_secs),
+            resident: None,
+            after_trim: Held::default(),
         }
     }
 
@@ -218,6 +291,66 @@ mod tests {
             should_trim(look(TRIM_FREE_MIN, 2000, 30)),
             "30 s without a trim"
         );
+    }
+
+    const MIB: usize = 1024 * 1024;
+
+    /// 4 MiB free and quiet; `free` and `resident` in MiB, now and after the last trim.
+    fn since(free: (usize, usize), resident: (usize, usize)) -> Look {
+        Look {
+            free: Some(free.0 * MIB),
+            resident: Some(resident.0 * MIB),
+            after_trim: Held {
+                free: Some(free.1 * MIB),
+                resident: Some(resident.1 * MIB),
+            },
+            ..look(4 * MIB, 0, 60)
+        }
+    }
+
+    #[test]
+    fn a_trim_needs_more_free_or_more_resident_than_after_the_last() {
+        assert!(
+            !should_trim(since((4, 4), (10, 10))),
+            "the pages a trim gave back still count as free: no trim again"
+        );
+        assert!(should_trim(since((5, 4), (10, 10))), "1 MiB more freed");
+        assert!(
+            should_trim(since((4, 4), (11, 10))),
+            "1 MiB faulted in again"
+        );
+        assert!(should_trim(since((2, 4), (30, 10))), "grown, less free");
+        assert!(!should_trim(since((3, 4), (9, 10))), "shrunk");
+        let mut short = since((4, 4), (11, 10));
+        short.resident = short.resident.map(|r| r - 1);
+        assert!(!should_trim(short), "a byte short");
+    }
+
+    #[test]
+    fn what_cannot_be_compared_counts_as_grown() {
+        let mut unknown = since((4, 4), (10, 10));
+        unknown.resident = None;
+        unknown.after_trim.free = None;
+        assert!(should_trim(unknown), "nothing to compare");
+        let mut free_only = since((4, 4), (10, 10));
+        free_only.resident = None;
+        assert!(!should_trim(free_only), "the free memory did not grow");
+    }
+
+    #[test]
+    fn the_resident_memory_is_read_and_grows_with_touched_pages() {
+        let before = resident_bytes().expect("/proc/self/statm");
+        // 64 MiB, every page written: resident for as long as it lives.
+        let block = vec![1u8; 64 * 1024 * 1024];
+        let after = resident_bytes().expect("/proc/self/statm");
+        assert!(
+            std::hint::black_box(&block)
+                .iter()
+                .step_by(4096)
+                .all(|b| *b == 1)
+        );
+        // Other tests' threads may free memory meanwhile, but not 32 MiB of it.
+        assert!(after >= before + 32 * 1024 * 1024, "{before} -> {after}");
     }
 
     #[test]

@@ -31,7 +31,8 @@ flags (defaults in brackets):
   --publishers P        publishers (p2p: pairs) [per scenario]
   --subscribers S       subscribers [per scenario]
   --messages N          messages per publisher [10000]
-  --duration-secs D     publish for D seconds instead of --messages [0 = use --messages]
+  --duration-secs D     publish for D seconds instead of --messages (storm: connect
+                        for D seconds instead of --connections) [0 = use the count]
   --rate R              messages/s per publisher, 0 = flat out [0]
   --sub-rate R          messages/s each subscriber reads, 0 = as fast as it can [0]
   --max-ahead K         publishers pause while K messages are sent but not yet
@@ -40,7 +41,7 @@ flags (defaults in brackets):
   --clean-session BOOL  false: subscribers use durable sessions [true]
   --username U          username in every CONNECT
   --password P          password in every CONNECT
-  --connections N       storm: connections to open [1000]
+  --connections N       storm: connections to open, unless --duration-secs [1000]
   --concurrency C       storm: connections in progress at once [50]
   --idle N              idle: connections to hold [1000]
   --hold-secs H         idle: seconds to hold them before measuring [2]
@@ -273,6 +274,9 @@ impl Args {
 
     fn default_name(&self) -> String {
         match self.scenario {
+            Scenario::Storm if self.duration_secs > 0.0 => {
+                format!("storm {}s x{}", self.duration_secs, self.concurrency)
+            }
             Scenario::Storm => format!("storm {}x{}", self.connections, self.concurrency),
             Scenario::Idle => format!("idle {}", self.idle),
             Scenario::Populate => format!("populate {}+{}", self.messages, self.connections),

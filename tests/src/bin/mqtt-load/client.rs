@@ -114,9 +114,36 @@ pub type Conn = (FrameReader<OwnedReadHalf>, OwnedWriteHalf);
 
 /// Connects, sends CONNECT and waits for a CONNACK that accepts it.
 pub async fn connect(addr: &str, o: &ConnectOptions) -> Result<Conn> {
-    let stream = TcpStream::connect(addr)
+    connect_from(addr, o, 0).await
+}
+
+/// How many loopback source addresses (127.0.0.1, .2, ...) [`connect_from`] spreads
+/// connections over.
+///
+/// A client that sends DISCONNECT closes first [MQTT-3.14.4-1], so its side keeps each
+/// closed connection in TIME-WAIT for 60 s, holding its port. One source address has
+/// 28,232 ports (32768-60999): a two-second storm at 14,500 connections per second used
+/// them up, and connect() then waited for ports to free.
+pub const LOOPBACK_SOURCES: u8 = 32;
+
+/// [`connect`] from loopback source address `127.0.0.(1 + n % LOOPBACK_SOURCES)` when the
+/// broker is on an IPv4 loopback address; the system's choice otherwise.
+pub async fn connect_from(addr: &str, o: &ConnectOptions, n: usize) -> Result<Conn> {
+    let target = tokio::net::lookup_host(addr)
         .await
-        .with_context(|| format!("connecting to {addr}"))?;
+        .with_context(|| format!("resolving {addr}"))?
+        .next()
+        .with_context(|| format!("{addr} has no address"))?;
+    let stream = match target.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_loopback() => {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            let last = 1 + (n % usize::from(LOOPBACK_SOURCES)) as u8;
+            socket.bind((std::net::Ipv4Addr::new(127, 0, 0, last), 0).into())?;
+            socket.connect(target).await
+        }
+        _ => TcpStream::connect(target).await,
+    }
+    .with_context(|| format!("connecting to {addr}"))?;
     stream.set_nodelay(true)?;
     let (r, mut w) = stream.into_split();
     let mut r = FrameReader::new(r);
@@ -405,6 +432,40 @@ async fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn connections_to_loopback_spread_over_loopback_source_addresses() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        // A broker that answers each CONNECT with CONNACK (accepted) and reports the
+        // client's address.
+        let accepting = tokio::spawn(async move {
+            let mut peers = Vec::new();
+            for _ in 0..3 {
+                let (mut s, peer) = listener.accept().await.unwrap();
+                let mut r = FrameReader::new(s.split().0);
+                let (first, _) = r.next().await.unwrap();
+                assert_eq!(first >> 4, 1, "CONNECT");
+                s.write_all(&[0x20, 2, 0, 0]).await.unwrap();
+                peers.push((peer.ip(), s));
+            }
+            peers
+        });
+        let o = ConnectOptions::default();
+        let n = usize::from(LOOPBACK_SOURCES);
+        let mut conns = Vec::new();
+        for i in [0, 1, n + 1] {
+            conns.push(connect_from(&addr, &o, i).await.unwrap());
+        }
+        let peers: Vec<_> = accepting
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(ip, _)| ip)
+            .collect();
+        let ip = |last| std::net::IpAddr::from([127, 0, 0, last]);
+        assert_eq!(peers, [ip(1), ip(2), ip(2)]);
+    }
 
     fn payload(sent_nanos: u64, publisher: u32, seq: u32) -> Vec<u8> {
         let mut p = vec![0u8; 16];

@@ -21,6 +21,8 @@ use crate::wire;
 
 /// What a pool of connecting workers achieved.
 struct Opened {
+    /// Handshakes started.
+    attempted: u64,
     /// Connections that got a successful CONNACK (and SUBACK, when subscribing).
     conns: Vec<Conn>,
     /// Handshakes that failed.
@@ -31,26 +33,54 @@ struct Opened {
     secs: f64,
 }
 
+/// How many connections a pool opens.
+#[derive(Debug, Clone, Copy)]
+enum Until {
+    /// This many.
+    Count(usize),
+    /// As many as it can start before this moment.
+    Deadline(Instant),
+}
+
+impl Until {
+    /// Whether the `i`th connection (from 0) is still to be opened.
+    fn wants(self, i: usize) -> bool {
+        match self {
+            Until::Count(n) => i < n,
+            Until::Deadline(d) => Instant::now() < d,
+        }
+    }
+}
+
 /// Opens `n` connections, `concurrency` at a time. `keep` holds them open (and
 /// subscribes each to `ml/<run>/idle/<i>`); otherwise each sends DISCONNECT at once.
 async fn open(a: &Args, n: usize, keep: bool) -> Opened {
+    open_until(a, Until::Count(n), keep).await
+}
+
+/// [`open`], up to a count or a deadline.
+async fn open_until(a: &Args, until: Until, keep: bool) -> Opened {
     let run = run_id();
     let next = Arc::new(AtomicUsize::new(0));
     let kept = Arc::new(Mutex::new(Vec::new()));
     let start = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..a.concurrency.min(n.max(1)) {
+    let workers_max = match until {
+        Until::Count(n) => n.max(1),
+        Until::Deadline(_) => usize::MAX,
+    };
+    for _ in 0..a.concurrency.min(workers_max) {
         let (a, run, next, kept) = (a.clone(), run.clone(), Arc::clone(&next), Arc::clone(&kept));
         workers.push(tokio::spawn(async move {
             let (mut latency, mut failed) = (Histogram::default(), 0u64);
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
+                if !until.wants(i) {
                     break;
                 }
                 let t0 = Instant::now();
                 let o = connect_options(&a, format!("ml{run}c{i}"), true);
-                match handshake(&a.addr, &o, keep.then(|| format!("ml/{run}/idle/{i}"))).await {
+                match handshake(&a.addr, &o, keep.then(|| format!("ml/{run}/idle/{i}")), i).await {
                     Ok(mut conn) => {
                         latency.record(t0.elapsed().as_nanos() as u64);
                         if keep {
@@ -66,6 +96,7 @@ async fn open(a: &Args, n: usize, keep: bool) -> Opened {
         }));
     }
     let mut opened = Opened {
+        attempted: 0,
         conns: Vec::new(),
         failed: 0,
         latency: Histogram::default(),
@@ -79,12 +110,18 @@ async fn open(a: &Args, n: usize, keep: bool) -> Opened {
     }
     opened.secs = start.elapsed().as_secs_f64();
     opened.conns = std::mem::take(&mut *kept.lock().await);
+    opened.attempted = opened.latency.count() + opened.failed;
     opened
 }
 
 /// CONNECT (and SUBSCRIBE to `filter`, if any), waiting for the acknowledgements.
-async fn handshake(addr: &str, o: &wire::ConnectOptions, filter: Option<String>) -> Result<Conn> {
-    let (mut r, mut w) = client::connect(addr, o).await?;
+async fn handshake(
+    addr: &str,
+    o: &wire::ConnectOptions,
+    filter: Option<String>,
+    n: usize,
+) -> Result<Conn> {
+    let (mut r, mut w) = client::connect_from(addr, o, n).await?;
     if let Some(f) = filter {
         w.write_all(&wire::subscribe(1, &f, 1)).await?;
         let (first, _) = tokio::time::timeout(Duration::from_secs(10), r.next())
@@ -98,11 +135,18 @@ async fn handshake(addr: &str, o: &wire::ConnectOptions, filter: Option<String>)
     Ok((r, w))
 }
 
-/// The storm: connection setup rate and handshake latency.
+/// The storm: connection setup rate and handshake latency. `--connections` of them, or
+/// as many as start within `--duration-secs` when that is set: a storm of 2000 took
+/// 0.08 s, where one scheduler hiccup moves the rate by a fifth.
 pub async fn storm(a: &Args) -> Result<Outcome> {
     let sampler = a.broker_pid.map(PeakSampler::start);
     let before = a.broker_pid.and_then(procmem::rss_kib);
-    let opened = open(a, a.connections, false).await;
+    let until = if a.duration_secs > 0.0 {
+        Until::Deadline(Instant::now() + Duration::from_secs_f64(a.duration_secs))
+    } else {
+        Until::Count(a.connections)
+    };
+    let opened = open_until(a, until, false).await;
     let accepted = opened.latency.count();
     let rss = sampler.map(|s| RssReport {
         before: before.unwrap_or(0),
@@ -110,8 +154,8 @@ pub async fn storm(a: &Args) -> Result<Outcome> {
         after: a.broker_pid.and_then(procmem::rss_kib).unwrap_or(0),
     });
     Ok(Outcome {
-        sent: a.connections as u64,
-        expected: a.connections as u64,
+        sent: opened.attempted,
+        expected: opened.attempted,
         delivered: accepted,
         publish_secs: opened.secs,
         elapsed_secs: opened.secs,
@@ -211,6 +255,21 @@ mod tests {
         assert_eq!((o.sent, o.delivered), (60, 60));
         assert_eq!(o.latency.map(|l| l.count), Some(60));
         assert!(o.rate > 0.0);
+        broker.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_timed_storm_counts_every_connection_it_started() {
+        let broker = integration::TestBroker::start(integration::Config::default()).await;
+        let a = args("storm --duration-secs 0.3 --concurrency 4", broker.addr);
+        assert_eq!(a.name, "storm 0.3s x4");
+        let o = storm(&a).await.unwrap();
+        assert!(o.sent > 4, "a few rounds of 4 in 0.3 s: {}", o.sent);
+        assert_eq!((o.expected, o.delivered), (o.sent, o.sent));
+        assert_eq!(o.latency.map(|l| l.count), Some(o.sent));
+        let stats = &broker.broker().stats;
+        assert_eq!(stats.connections_total.load(Ordering::Relaxed), o.sent);
+        assert!(o.elapsed_secs >= 0.3, "{}", o.elapsed_secs);
         broker.stop().await;
     }
 

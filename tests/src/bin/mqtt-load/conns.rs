@@ -21,8 +21,6 @@ use crate::wire;
 
 /// What a pool of connecting workers achieved.
 struct Opened {
-    /// Handshakes started.
-    attempted: u64,
     /// Connections that got a successful CONNACK (and SUBACK, when subscribing).
     conns: Vec<Conn>,
     /// Handshakes that failed.
@@ -31,6 +29,13 @@ struct Opened {
     latency: Histogram,
     /// Seconds from the first connect to the last handshake.
     secs: f64,
+}
+
+impl Opened {
+    /// Handshakes started: those that succeeded and those that failed.
+    fn attempted(&self) -> u64 {
+        self.latency.count() + self.failed
+    }
 }
 
 /// How many connections a pool opens.
@@ -96,7 +101,6 @@ async fn open_until(a: &Args, until: Until, keep: bool) -> Opened {
         }));
     }
     let mut opened = Opened {
-        attempted: 0,
         conns: Vec::new(),
         failed: 0,
         latency: Histogram::default(),
@@ -110,7 +114,6 @@ async fn open_until(a: &Args, until: Until, keep: bool) -> Opened {
     }
     opened.secs = start.elapsed().as_secs_f64();
     opened.conns = std::mem::take(&mut *kept.lock().await);
-    opened.attempted = opened.latency.count() + opened.failed;
     opened
 }
 
@@ -154,8 +157,8 @@ pub async fn storm(a: &Args) -> Result<Outcome> {
         after: a.broker_pid.and_then(procmem::rss_kib).unwrap_or(0),
     });
     Ok(Outcome {
-        sent: opened.attempted,
-        expected: opened.attempted,
+        sent: opened.attempted(),
+        expected: opened.attempted(),
         delivered: accepted,
         publish_secs: opened.secs,
         elapsed_secs: opened.secs,

@@ -105,16 +105,15 @@ pub const TRIM_AT_LEAST_EVERY: Duration = Duration::from_secs(30);
 /// What the trimmer saw since its last look.
 #[derive(Debug, Clone, Copy)]
 pub struct Look {
-    /// What the allocator holds free (freed by the program, kept for reuse).
-    pub free: Option<usize>,
+    /// What the allocator holds free (freed by the program, kept for reuse) and the
+    /// process's resident memory, now.
+    pub now: Held,
     /// CPU time the process used since the last look (all threads).
     pub cpu: Duration,
     /// Wall time since the last look.
     pub elapsed: Duration,
     /// Wall time since the last trim.
     pub since_trim: Duration,
-    /// The process's resident memory now, when known.
-    pub resident: Option<usize>,
     /// What was free and resident right after the last trim (or at the trimmer's start).
     pub after_trim: Held,
 }
@@ -149,7 +148,7 @@ impl Held {
 /// second regardless showed larger maximum latencies in p2p 64 KiB at full speed, 17-30
 /// against 14-22 ms in three rounds, within that row's spread.)
 pub fn should_trim(look: Look) -> bool {
-    if look.free.is_none_or(|f| f < TRIM_FREE_MIN) {
+    if look.now.free.is_none_or(|f| f < TRIM_FREE_MIN) {
         return false;
     }
     let grew = |now: Option<usize>, then: Option<usize>| {
@@ -157,8 +156,8 @@ pub fn should_trim(look: Look) -> bool {
             .map(|(now, then)| now >= then.saturating_add(TRIM_GROWTH_MIN))
     };
     match (
-        grew(look.free, look.after_trim.free),
-        grew(look.resident, look.after_trim.resident),
+        grew(look.now.free, look.after_trim.free),
+        grew(look.now.resident, look.after_trim.resident),
     ) {
         (None, None) | (Some(true), _) | (_, Some(true)) => {}
         _ => return false,
@@ -226,11 +225,10 @@ pub fn spawn_trimmer() -> std::io::Result<()> {
                 let now = Instant::now();
                 let cpu = cpu_time().unwrap_or_default();
                 let look = Look {
-                    free: free_bytes(),
+                    now: Held::now(),
                     cpu: cpu.saturating_sub(last_cpu),
                     elapsed: now.duration_since(last_look),
                     since_trim: now.duration_since(last_trim),
-                    resident: resident_bytes(),
                     after_trim,
                 };
                 last_look = now;
@@ -242,8 +240,8 @@ pub fn spawn_trimmer() -> std::io::Result<()> {
                     after_trim = Held::now();
                     tracing::debug!(
                         released,
-                        free = look.free,
-                        resident_before = look.resident,
+                        free = look.now.free,
+                        resident_before = look.now.resident,
                         resident_after = after_trim.resident,
                         micros = last_trim.duration_since(now).as_micros() as u64,
                         "heap trimmed"
@@ -260,11 +258,13 @@ mod tests {
 
     fn look(free: usize, cpu_ms: u64, since_trim_secs: u64) -> Look {
         Look {
-            free: Some(free),
+            now: Held {
+                free: Some(free),
+                resident: None,
+            },
             cpu: Duration::from_millis(cpu_ms),
             elapsed: Duration::from_secs(1),
             since_trim: Duration::from_secs(since_trim_secs),
-            resident: None,
             after_trim: Held::default(),
         }
     }
@@ -272,7 +272,7 @@ mod tests {
     #[test]
     fn a_trim_needs_a_mebibyte_free() {
         assert!(!should_trim(Look {
-            free: None,
+            now: Held::default(),
             ..look(0, 0, 60)
         }));
         assert!(!should_trim(look(TRIM_FREE_MIN - 1, 0, 60)));
@@ -298,8 +298,10 @@ mod tests {
     /// 4 MiB free and quiet; `free` and `resident` in MiB, now and after the last trim.
     fn since(free: (usize, usize), resident: (usize, usize)) -> Look {
         Look {
-            free: Some(free.0 * MIB),
-            resident: Some(resident.0 * MIB),
+            now: Held {
+                free: Some(free.0 * MIB),
+                resident: Some(resident.0 * MIB),
+            },
             after_trim: Held {
                 free: Some(free.1 * MIB),
                 resident: Some(resident.1 * MIB),
@@ -322,18 +324,18 @@ mod tests {
         assert!(should_trim(since((2, 4), (30, 10))), "grown, less free");
         assert!(!should_trim(since((3, 4), (9, 10))), "shrunk");
         let mut short = since((4, 4), (11, 10));
-        short.resident = short.resident.map(|r| r - 1);
+        short.now.resident = short.now.resident.map(|r| r - 1);
         assert!(!should_trim(short), "a byte short");
     }
 
     #[test]
     fn what_cannot_be_compared_counts_as_grown() {
         let mut unknown = since((4, 4), (10, 10));
-        unknown.resident = None;
+        unknown.now.resident = None;
         unknown.after_trim.free = None;
         assert!(should_trim(unknown), "nothing to compare");
         let mut free_only = since((4, 4), (10, 10));
-        free_only.resident = None;
+        free_only.now.resident = None;
         assert!(!should_trim(free_only), "the free memory did not grow");
     }
 

@@ -150,6 +150,49 @@ async fn large_payloads_arrive_intact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_and_small_payloads_interleaved_reach_late_readers_intact() {
+    // Payloads of 8 KiB and more go out from the message's own buffer, in one vectored
+    // write with the encoded packets around them. Subscribers that start reading only
+    // after everything was published make those writes short, so that writing resumes
+    // in the middle of a head or a payload.
+    let b = TestBroker::start_default().await;
+    const SIZES: [usize; 10] = [10, 9_000, 8_191, 70_000, 5, 8_192, 200_000, 0, 65_536, 3];
+    const N: usize = 40;
+    let payload = |i: usize| -> Vec<u8> {
+        (0..SIZES[i % SIZES.len()])
+            .map(|j| (j % 251) as u8 ^ i as u8)
+            .collect()
+    };
+    let mut s3 = RawClient::connect_v311(b.addr, "mix-3").await;
+    s3.subscribe("mix/#", 1).await;
+    let (mut s5, _) = RawClient::connect_v5(b.addr, "mix-5", Props::new()).await;
+    s5.subscribe("mix/#", 1).await;
+    let (mut publisher, _) = RawClient::connect_v5(b.addr, "mix-pub", Props::new()).await;
+    for i in 0..N {
+        let qos = (i % 2) as u8;
+        publisher
+            .publish(Publish::new(&format!("mix/{i}"), &payload(i)).qos(qos, 0))
+            .await;
+    }
+    for (s, name) in [(&mut s3, "3.1.1"), (&mut s5, "5.0")] {
+        let mut seen = HashSet::new();
+        for _ in 0..N {
+            let p = s.recv_publish_acked().await;
+            let i: usize = p.topic["mix/".len()..].parse().unwrap();
+            assert!(
+                p.payload == payload(i),
+                "{name} message {i}: {} bytes, {} expected, or other bytes",
+                p.payload.len(),
+                SIZES[i % SIZES.len()]
+            );
+            assert_eq!(p.qos, (i % 2) as u8, "{name} message {i}");
+            assert!(seen.insert(i), "{name} message {i} twice");
+        }
+        s.expect_no_packet(QUIET).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packet_split_into_single_bytes_is_reassembled() {
     let b = TestBroker::start_default().await;
     let mut sub = RawClient::connect_v311(b.addr, "split-sub").await;

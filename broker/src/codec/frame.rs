@@ -195,14 +195,54 @@ pub fn encode_publish(
     version: ProtocolVersion,
     dst: &mut BytesMut,
 ) -> Result<(), EncodeError> {
-    let remaining = publish_remaining(head, topic, payload.len(), version)?;
+    let remaining = checked_publish_remaining(head, topic, payload.len(), version)?;
+    dst.reserve(1 + variable_integer_len(remaining) + remaining);
+    put_publish_head(head, topic, remaining, version, dst)?;
+    dst.extend_from_slice(payload);
+    Ok(())
+}
+
+/// What [`encode_publish`] writes ahead of the payload, for a payload of `payload_len`
+/// bytes that the caller sends right after it: a large payload is written from the
+/// message's own buffer, not copied (see `connection::write_queue`). Nothing is
+/// written when an error is returned.
+pub fn encode_publish_head(
+    head: &Publish,
+    topic: &str,
+    payload_len: usize,
+    version: ProtocolVersion,
+    dst: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let remaining = checked_publish_remaining(head, topic, payload_len, version)?;
+    dst.reserve(1 + variable_integer_len(remaining) + remaining - payload_len);
+    put_publish_head(head, topic, remaining, version, dst)
+}
+
+/// A PUBLISH's remaining length, if a variable byte integer can hold it.
+fn checked_publish_remaining(
+    head: &Publish,
+    topic: &str,
+    payload_len: usize,
+    version: ProtocolVersion,
+) -> Result<usize, EncodeError> {
+    let remaining = publish_remaining(head, topic, payload_len, version)?;
     if remaining > MAX_VARIABLE_INTEGER {
         return Err(EncodeError::VariableIntegerTooLarge(remaining));
     }
-    dst.reserve(1 + variable_integer_len(remaining) + remaining);
+    Ok(remaining)
+}
+
+/// A PUBLISH up to its payload, `remaining` its remaining length.
+fn put_publish_head(
+    head: &Publish,
+    topic: &str,
+    remaining: usize,
+    version: ProtocolVersion,
+    dst: &mut BytesMut,
+) -> Result<(), EncodeError> {
     Sink::put_u8(dst, (PUBLISH << 4) | publish::flags(head));
     put_variable_integer(dst, remaining)?;
-    publish::encode_parts(head, topic, payload, version, dst)
+    publish::encode_parts(head, topic, &[], version, dst)
 }
 
 /// The size [`encode_publish`] writes for `head`, `topic` and a payload of

@@ -187,6 +187,32 @@ fn refuses_to_encode_packet_over_the_remaining_length_maximum() {
 }
 
 #[test]
+fn a_publish_head_counts_the_payload_that_follows_it() {
+    let head = Publish {
+        dup: false,
+        qos: crate::types::QoS::AtLeastOnce,
+        retain: false,
+        topic: bytestring::ByteString::new(),
+        packet_id: crate::types::PacketId::new(10),
+        payload: bytes::Bytes::new(),
+        properties: PublishProperties::default(),
+    };
+    let mut out = BytesMut::new();
+    encode_publish_head(&head, "a/b", 70_000, V3_1_1, &mut out).unwrap();
+    #[rustfmt::skip]
+    let expected = [
+        0x32,             // PUBLISH, QoS 1
+        0xF7, 0xA2, 0x04, // remaining length 70,007: 2 + 3 (topic) + 2 (id) + 70,000
+        0x00, 0x03, b'a', b'/', b'b',
+        0x00, 0x0A,       // packet id 10; the payload is not written
+    ];
+    assert_eq!(&out[..], &expected[..]);
+    let err = encode_publish_head(&head, "a/b", MAX_VARIABLE_INTEGER, V3_1_1, &mut out).err();
+    assert!(matches!(err, Some(EncodeError::VariableIntegerTooLarge(_))));
+    assert_eq!(out.len(), expected.len(), "nothing written on an error");
+}
+
+#[test]
 fn every_prefix_of_a_packet_is_incomplete() {
     // v5 PUBLISH qos 1, topic "t", id 1, properties: topic alias 7; payload "a"
     let wire = [0x32, 0x0A, 0, 1, b't', 0, 1, 3, 0x23, 0, 7, b'a'];

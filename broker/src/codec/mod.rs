@@ -33,7 +33,9 @@ mod test_util;
 use bytes::BytesMut;
 
 pub use error::{EncodeError, Error};
-pub use frame::{decode, encode, encode_publish, encoded_len, encoded_publish_len};
+pub use frame::{
+    decode, encode, encode_publish, encode_publish_head, encoded_len, encoded_publish_len,
+};
 pub use packet::*;
 pub use primitives::MAX_VARIABLE_INTEGER;
 

@@ -580,5 +580,10 @@ proptest! {
         prop_assert_eq!(&apart[..6], b"before");
         prop_assert_eq!(&apart[6..], &expected[..]);
         prop_assert_eq!(encoded_publish_len(&head, &topic, payload.len(), v), expected.len());
+        // The head alone, the payload to follow it from the message's own buffer.
+        let mut head_only = BytesMut::new();
+        encode_publish_head(&head, &topic, payload.len(), v, &mut head_only).unwrap();
+        head_only.extend_from_slice(&payload);
+        prop_assert_eq!(&head_only[..], &expected[..]);
     }
 }

@@ -22,6 +22,7 @@ mod state;
 mod task;
 #[cfg(test)]
 mod test_io;
+mod write_queue;
 
 use std::future::poll_fn;
 use std::panic::AssertUnwindSafe;
@@ -49,6 +50,7 @@ use crate::types::ReasonCode;
 use inbound::{Accepted, Arrival};
 pub use state::Error;
 use state::{Conn, End};
+use write_queue::{SHARED_PAYLOAD_MIN, WriteQueue};
 
 /// How many deliveries one wake-up pulls from the outbox before writing.
 const OUTBOX_BATCH: usize = 256;
@@ -75,11 +77,13 @@ const READ_BUFFER_KEEP: Duration = Duration::from_secs(1);
 pub(crate) struct Io<S> {
     stream: S,
     rbuf: BytesMut,
-    wbuf: BytesMut,
+    wbuf: WriteQueue,
     codec: Codec,
     /// Bytes were written since the last flush. TLS and WebSocket streams may hold
     /// written data until flushed; plain TCP flushes at no cost.
     unflushed: bool,
+    /// The stream writes vectors: large payloads are queued shared, not copied.
+    vectored: bool,
     /// Room the next read gets at least (half of it, see [`Io::prepare_read`]), as a
     /// power of two: a byte rather than four keeps `Io` in 136 bytes.
     read_shift: u8,
@@ -95,19 +99,27 @@ impl<S: Duplex> Io<S> {
             .codec
             .version()
             .unwrap_or(crate::types::ProtocolVersion::V3_1_1);
-        if let Err(e) = codec::encode(packet, version, &mut self.wbuf) {
+        if let Err(e) = codec::encode(packet, version, self.wbuf.buf_mut()) {
             // Only reachable for values the broker built itself.
             tracing::error!(error = %e, "failed to encode an outgoing packet");
         }
     }
 
-    /// Encodes a PUBLISH from its parts (see [`codec::encode_publish`]).
-    fn encode_publish(&mut self, head: &codec::Publish, topic: &str, payload: &[u8]) {
+    /// Encodes a PUBLISH from its parts (see [`codec::encode_publish`]). A payload of
+    /// [`SHARED_PAYLOAD_MIN`] or more is queued as it is, after its encoded head, on a
+    /// stream that writes vectors (see [`write_queue`]).
+    fn encode_publish(&mut self, head: &codec::Publish, topic: &str, payload: &bytes::Bytes) {
         let version = self
             .codec
             .version()
             .unwrap_or(crate::types::ProtocolVersion::V3_1_1);
-        if let Err(e) = codec::encode_publish(head, topic, payload, version, &mut self.wbuf) {
+        let encoded = if self.vectored && payload.len() >= SHARED_PAYLOAD_MIN {
+            codec::encode_publish_head(head, topic, payload.len(), version, self.wbuf.buf_mut())
+                .map(|()| self.wbuf.push_shared(payload.clone()))
+        } else {
+            codec::encode_publish(head, topic, payload, version, self.wbuf.buf_mut())
+        };
+        if let Err(e) = encoded {
             // Only reachable for values the broker built itself.
             tracing::error!(error = %e, "failed to encode an outgoing packet");
         }
@@ -126,10 +138,11 @@ impl<S: Duplex> Io<S> {
     }
 }
 
-/// Writes some of `wbuf`, or flushes once it is empty. Returns bytes written.
+/// Writes some of `wbuf` (one vectored write where the stream takes vectors), or
+/// flushes once it is empty. Returns bytes written.
 async fn write_some<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    wbuf: &mut BytesMut,
+    wbuf: &mut WriteQueue,
     unflushed: &mut bool,
 ) -> std::io::Result<usize> {
     if wbuf.is_empty() {
@@ -139,27 +152,29 @@ async fn write_some<W: AsyncWrite + Unpin>(
     }
     let n = writer.write_buf(wbuf).await?;
     *unflushed = true;
-    if wbuf.is_empty() && wbuf.capacity() > WRITE_BUFFER_KEEP {
-        // A burst is over: do not keep its buffer for an idle connection.
-        *wbuf = BytesMut::new();
-    }
+    // A burst is over: do not keep its buffer for an idle connection.
+    wbuf.release(WRITE_BUFFER_KEEP);
     Ok(n)
 }
 
-impl<S> Io<S> {
-    fn new(stream: S, codec: Codec) -> Self {
+impl<S: Duplex> Io<S> {
+    fn new(mut stream: S, codec: Codec) -> Self {
+        let vectored = stream.halves().1.is_write_vectored();
         Io {
             stream,
             rbuf: BytesMut::with_capacity(READ_BUFFER_MIN),
-            wbuf: BytesMut::new(),
+            wbuf: WriteQueue::default(),
             codec,
             unflushed: false,
+            vectored,
             read_shift: READ_BUFFER_MIN.trailing_zeros() as u8,
             read_room: 0,
             read_busy: Instant::now(),
         }
     }
+}
 
+impl<S> Io<S> {
     /// Room the next read gets at least: a power of two from [`READ_BUFFER_MIN`] to
     /// [`READ_BUFFER_STEP_MAX`].
     fn read_size(&self) -> usize {
@@ -779,7 +794,8 @@ mod buffer_tests {
     async fn a_large_write_buffer_is_released_once_written() {
         let (a, mut b) = tokio::io::duplex(1 << 20);
         let (_reader, mut writer) = tokio::io::split(a);
-        let mut wbuf = BytesMut::from(&vec![7u8; 100 * 1024][..]);
+        let mut wbuf = WriteQueue::default();
+        wbuf.extend_from_slice(&vec![7u8; 100 * 1024]);
         let mut unflushed = false;
         while !wbuf.is_empty() {
             write_some(&mut writer, &mut wbuf, &mut unflushed)

@@ -35,6 +35,13 @@ async fn round_trip(mut c: RawClient, id: &str) {
         ("ws/echo", &b"framed"[..])
     );
     c.ack(&p).await;
+    // A payload large enough to be queued shared on a stream that writes vectors; a
+    // WebSocket stream does not, and gets it copied.
+    let large: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+    c.publish(Publish::new("ws/echo", &large).qos(1, 0)).await;
+    let p = c.recv_publish().await;
+    assert!(p.payload == large, "{} bytes back", p.payload.len());
+    c.ack(&p).await;
     c.disconnect().await;
 }
 

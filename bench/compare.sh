@@ -154,7 +154,7 @@ CASES=(
     "p2p q1 16B 10x10 @1000/s|plain|p2p --qos 1 --payload 16 --publishers 10 --rate 1000 --messages 3000"
     # Latency at the same offered load (below every broker's maximum): the closed-loop
     # rows above let the faster broker take more load, which raises its queueing.
-    "p2p q1 64KiB 4x4 @500/s|plain|p2p --qos 1 --payload 65536 --publishers 4 --rate 500 --messages 1000"
+    "p2p q1 64KiB 4x4 @500/s|plain|p2p --qos 1 --payload 65536 --publishers 4 --rate 500 --messages 2000"
     "fan-in q1 1KiB 8x1 @500/s|plain|fan-in --qos 1 --payload 1024 --rate 500 --messages 2000"
     "fan-in q0 16B 8x1 @500/s|plain|fan-in --qos 0 --payload 16 --rate 500 --messages 2000"
     "shared q1 16B 8x4 @500/s|plain|shared --qos 1 --payload 16 --rate 500 --messages 2000"

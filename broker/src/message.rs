@@ -67,11 +67,19 @@ impl Message {
         })
     }
 
-    /// Builds the properties of an outgoing PUBLISH for this message.
-    pub fn publish_properties(&self, now: Instant, subscription_ids: &[u32]) -> PublishProperties {
+    /// Builds the properties of an outgoing PUBLISH for this message. `now` is the time
+    /// if the caller read it; the clock is read here only for a message that expires.
+    pub fn publish_properties(
+        &self,
+        now: Option<Instant>,
+        subscription_ids: &[u32],
+    ) -> PublishProperties {
+        let expiry = self
+            .expires_at
+            .and_then(|_| self.remaining_expiry_secs(now.unwrap_or_else(Instant::now)));
         PublishProperties {
             payload_format_indicator: self.properties.payload_format_indicator,
-            message_expiry_interval: self.remaining_expiry_secs(now),
+            message_expiry_interval: expiry,
             topic_alias: None,
             response_topic: self.properties.response_topic.clone(),
             correlation_data: self.properties.correlation_data.clone(),
@@ -81,9 +89,14 @@ impl Message {
         }
     }
 
-    /// The deadline for a Message Expiry Interval received now.
-    pub fn expiry_deadline(interval_secs: Option<u32>, now: Instant) -> Option<Instant> {
-        interval_secs.map(|secs| now + Duration::from_secs(u64::from(secs)))
+    /// The deadline for a Message Expiry Interval received now; `now` is called only
+    /// when there is an interval (most messages have none, and reading the clock per
+    /// message shows in profiles).
+    pub fn expiry_deadline(
+        interval_secs: Option<u32>,
+        now: impl FnOnce() -> Instant,
+    ) -> Option<Instant> {
+        interval_secs.map(|secs| now() + Duration::from_secs(u64::from(secs)))
     }
 }
 
@@ -101,4 +114,47 @@ pub struct Delivery {
     /// The delivery's entry in the durable store, when it was queued for a persistent
     /// session.
     pub store_seq: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests may unwrap
+    use super::*;
+
+    fn message(expires_at: Option<Instant>) -> Message {
+        Message {
+            topic: TopicName::new("t").unwrap(),
+            payload: Bytes::new(),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            properties: MessageProperties::default(),
+            expires_at,
+            publisher: None,
+        }
+    }
+
+    #[test]
+    fn the_clock_is_read_only_for_a_message_that_expires() {
+        let unread = || -> Instant { panic!("the clock was read") };
+        assert_eq!(Message::expiry_deadline(None, unread), None);
+        let at = Instant::now();
+        assert_eq!(
+            Message::expiry_deadline(Some(5), || at),
+            Some(at + Duration::from_secs(5))
+        );
+        let forever = message(None).publish_properties(None, &[]);
+        assert_eq!(forever.message_expiry_interval, None);
+    }
+
+    #[test]
+    fn an_expiring_message_forwards_its_remaining_interval_with_or_without_a_given_time() {
+        // [MQTT-3.3.2-6] the interval sent on is what is left of it, rounded up.
+        let now = Instant::now();
+        let m = message(Some(now + Duration::from_millis(2500)));
+        let given = m.publish_properties(Some(now), &[7]);
+        assert_eq!(given.message_expiry_interval, Some(3));
+        assert_eq!(given.subscription_identifiers, vec![7]);
+        let read_here = m.publish_properties(None, &[]);
+        assert!(matches!(read_here.message_expiry_interval, Some(1..=3)));
+    }
 }

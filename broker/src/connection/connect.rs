@@ -375,7 +375,7 @@ fn will_message(broker: &Broker, c: &Connect) -> Result<Option<(Message, u32)>, 
             correlation_data: p.correlation_data.clone(),
             user_properties: p.user_properties.clone(),
         },
-        expires_at: Message::expiry_deadline(p.message_expiry_interval, now),
+        expires_at: Message::expiry_deadline(p.message_expiry_interval, || now),
         publisher: Some(ClientId::new(c.client_id.clone())),
     };
     Ok(Some((message, p.will_delay_interval.unwrap_or(0))))

@@ -264,7 +264,7 @@ impl Conn {
             },
             expires_at: Message::expiry_deadline(
                 props.message_expiry_interval,
-                std::time::Instant::now(),
+                std::time::Instant::now,
             ),
             publisher: Some(self.session.client_id.clone()),
         };

@@ -444,7 +444,7 @@ pub(super) fn validated_message(
     }
     let expires_at = match original {
         Some((orig, sent)) if sent == p.message_expiry_secs => orig.expires_at,
-        _ => Message::expiry_deadline(p.message_expiry_secs, Instant::now()),
+        _ => Message::expiry_deadline(p.message_expiry_secs, Instant::now),
     };
     Ok(Message {
         topic: topic_name(topic, "topic")?,
@@ -523,7 +523,7 @@ mod tests {
             with(|m| m.properties.response_topic = Some("r".into())),
             with(|m| m.properties.correlation_data = Some(Bytes::from_static(b"\x00"))),
             with(|m| m.properties.payload_format_indicator = Some(1)),
-            with(|m| m.expires_at = Message::expiry_deadline(Some(60), Instant::now())),
+            with(|m| m.expires_at = Message::expiry_deadline(Some(60), Instant::now)),
         ];
         for m in &messages {
             assert!(message(m, &[]).properties.is_some(), "{m:?}");

@@ -665,6 +665,61 @@ mod buffer_tests {
     use super::*;
     use crate::transport::Split;
 
+    /// Queues a QoS 0 PUBLISH of `payload` on `io`, as a delivery does.
+    fn queue_publish<S: Duplex>(io: &mut Io<S>, payload: &bytes::Bytes) {
+        io.codec.set_version(crate::types::ProtocolVersion::V3_1_1);
+        let head = codec::Publish {
+            dup: false,
+            qos: crate::types::QoS::AtMostOnce,
+            retain: false,
+            topic: ByteString::new(),
+            packet_id: None,
+            payload: bytes::Bytes::new(),
+            properties: Default::default(),
+        };
+        io.encode_publish(&head, "big/t", payload);
+    }
+
+    #[tokio::test]
+    async fn a_large_payload_is_shared_on_a_vectored_stream_and_copied_on_another() {
+        use bytes::Buf;
+        let large = bytes::Bytes::from(vec![5u8; SHARED_PAYLOAD_MIN]);
+        let small = bytes::Bytes::from(vec![6u8; SHARED_PAYLOAD_MIN - 1]);
+        // Plain TCP writes vectors: the head is encoded, the payload queued as it is.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut io = Io::new(tcp, Codec::new(1 << 20));
+        assert!(io.vectored);
+        queue_publish(&mut io, &large);
+        let mut slices = [std::io::IoSlice::new(&[]); 4];
+        assert_eq!(io.wbuf.chunks_vectored(&mut slices), 2, "head, payload");
+        // Type, a two-byte remaining length (8,199), the topic's length and "big/t".
+        assert_eq!(slices[0].len(), 1 + 2 + 2 + 5, "fixed header and topic");
+        assert_eq!(
+            slices[1].as_ptr(),
+            large.as_ptr(),
+            "the message's own bytes"
+        );
+        // Below the threshold the payload is copied behind its head.
+        let mut io = Io::new(
+            tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap(),
+            Codec::new(1 << 20),
+        );
+        queue_publish(&mut io, &small);
+        assert_eq!(io.wbuf.chunk().len(), io.wbuf.len(), "one buffer");
+        // A stream that does not write vectors (as WebSocket): copied.
+        let (a, _b) = tokio::io::duplex(1 << 20);
+        let mut io = Io::new(Split::new(test_io::NotVectored(a)), Codec::new(1 << 20));
+        assert!(!io.vectored);
+        queue_publish(&mut io, &large);
+        assert_eq!(io.wbuf.chunk().len(), io.wbuf.len(), "one buffer");
+        assert_eq!(io.wbuf.len(), 1 + 2 + 2 + 5 + SHARED_PAYLOAD_MIN);
+    }
+
     #[test]
     fn a_detached_string_does_not_keep_the_read_buffer() {
         let buffer = bytes::Bytes::from(vec![b'x'; 128]);

@@ -116,9 +116,9 @@ impl WriteQueue {
     }
 
     /// Gives the tail's allocation back once nothing is queued and it holds more than
-    /// `keep` bytes (after a burst), or any at all when `keep` is 0 (going idle).
+    /// `keep` bytes: after a burst, or with 0 when the connection goes idle.
     pub(crate) fn release(&mut self, keep: usize) {
-        if self.is_empty() && (self.capacity() > keep || keep == 0) {
+        if self.is_empty() && self.capacity() > keep {
             self.0 = Parts::default();
         }
     }

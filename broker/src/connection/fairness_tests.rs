@@ -13,12 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
 
 use super::task::READ_PER_POLL;
 use crate::broker::Broker;
 use crate::stats::Stats;
-use crate::transport::{Peer, Split};
 use crate::types::QoS;
 
 /// Counts wake-ups.
@@ -60,17 +58,7 @@ fn a_connection_with_a_backlog_yields_once_it_has_read_its_share_and_loses_nothi
     let _guard = rt.enter();
     let broker = Arc::new(Broker::new(crate::config::Config::default()));
     let (mut client, server) = tokio::io::duplex(4 << 20);
-    let peer = Peer {
-        addr: "127.0.0.1:1".parse().unwrap(),
-        tls: None,
-    };
-    let mut task = Box::pin(super::serve(
-        Split::new(server),
-        peer,
-        "x".into(),
-        Arc::clone(&broker),
-        CancellationToken::new(),
-    ));
+    let mut task = super::test_io::served(&broker, server);
     let counter = Arc::new(Counter::default());
 
     // CONNECT (MQTT 3.1.1, clean session, keep alive 60 s, client id "c"); CONNACK.

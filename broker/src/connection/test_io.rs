@@ -1,6 +1,8 @@
 //! What the connection tests share: a connection served over an in-memory stream, the
 //! CONNECT they send, and reads that give up after a while.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,17 +17,28 @@ pub(super) fn spawn_served<S>(broker: &Arc<Broker>, stream: S)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    tokio::spawn(served(broker, stream));
+}
+
+/// The future that serves `stream`, for a test to spawn or to poll by hand.
+pub(super) fn served<S>(
+    broker: &Arc<Broker>,
+    stream: S,
+) -> Pin<Box<impl Future<Output = ()> + Send + 'static>>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let peer = Peer {
         addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
         tls: None,
     };
-    tokio::spawn(super::serve(
+    Box::pin(super::serve(
         Split::new(stream),
         peer,
         "x".into(),
         Arc::clone(broker),
         CancellationToken::new(),
-    ));
+    ))
 }
 
 /// CONNECT, MQTT 3.1.1, keep alive 60 s, client id `id`, clean session or not.

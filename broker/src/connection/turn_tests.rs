@@ -10,12 +10,10 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
-use tokio_util::sync::CancellationToken;
 
-use super::test_io::{connect_v4, read, spawn_served};
+use super::test_io::{connect_v4, read, served, spawn_served};
 use crate::broker::Broker;
 use crate::config::Config;
-use crate::transport::{Peer, Split};
 use crate::types::QoS;
 
 /// A stream that records the size of every write the broker makes to it.
@@ -85,17 +83,7 @@ fn an_answer_and_a_waiting_delivery_go_out_in_one_write() {
         inner: server,
         writes: Arc::clone(&writes),
     };
-    let peer = Peer {
-        addr: "127.0.0.1:1".parse().unwrap(),
-        tls: None,
-    };
-    let mut task = Box::pin(super::serve(
-        Split::new(stream),
-        peer,
-        "x".into(),
-        Arc::clone(&broker),
-        CancellationToken::new(),
-    ));
+    let mut task = served(&broker, stream);
     rt.block_on(sub.write_all(&connect_v4("sub", true)))
         .unwrap();
     poll_once(task.as_mut());

@@ -144,7 +144,7 @@ impl Broker {
         let mut outcome = self.router.route(&message, &self.store);
         outcome.ticket = outcome.ticket.max(ticket);
         if outcome.dropped > 0 {
-            Stats::add(&self.stats.dropped_queue_full, outcome.dropped as u64);
+            self.stats.dropped_queue_full.add(outcome.dropped as u64);
             debug!(topic = %message.topic, dropped = outcome.dropped, "subscriber queue full, message dropped");
         }
         outcome

@@ -120,12 +120,9 @@ fn broker_snapshot(broker: &Broker) -> Vec<(&'static str, String)> {
         ),
         (
             "$SYS/broker/bytes/received",
-            Stats::get(&s.bytes_received).to_string(),
+            s.bytes_received.get().to_string(),
         ),
-        (
-            "$SYS/broker/bytes/sent",
-            Stats::get(&s.bytes_sent).to_string(),
-        ),
+        ("$SYS/broker/bytes/sent", s.bytes_sent.get().to_string()),
         (
             "$SYS/broker/retained messages/count",
             broker.retained_count().to_string(),
@@ -138,9 +135,7 @@ fn broker_snapshot(broker: &Broker) -> Vec<(&'static str, String)> {
 }
 
 fn dropped(s: &Stats) -> u64 {
-    Stats::get(&s.dropped_queue_full)
-        + Stats::get(&s.dropped_expired)
-        + Stats::get(&s.dropped_too_large)
+    s.dropped_queue_full.get() + s.dropped_expired.get() + s.dropped_too_large.get()
 }
 
 fn publish_once(broker: &Broker) {

@@ -136,7 +136,7 @@ impl<S: Duplex> Io<S> {
         }
         writer.flush().await?;
         self.unflushed = false;
-        Stats::add(&broker.stats.bytes_sent, n as u64);
+        broker.stats.bytes_sent.add(n as u64);
         Ok(())
     }
 }
@@ -604,13 +604,13 @@ async fn event_loop<S: Duplex>(conn: &mut Conn, io: &mut Io<S>) -> Step {
             Event::WriteBlocked => since.blocked = true,
             Event::Wrote(Ok(n)) => {
                 since = SinceWrite::default();
-                Stats::add(&conn.broker.stats.bytes_sent, n as u64);
+                conn.broker.stats.bytes_sent.add(n as u64);
             }
             Event::Wrote(Err(e)) => return Step::End(End::Io(e)),
             Event::Read(Ok(0)) => return Step::End(End::Closed),
             Event::Read(Ok(n)) => {
                 since.read = true;
-                Stats::add(&conn.broker.stats.bytes_received, n as u64);
+                conn.broker.stats.bytes_received.add(n as u64);
                 if let Some(end) = Box::pin(decode_all(conn, io)).await {
                     return Step::End(end);
                 }

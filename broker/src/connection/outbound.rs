@@ -57,7 +57,7 @@ impl Conn {
         let now = d.message.expires_at.map(|_| Instant::now());
         if now.is_some_and(|now| d.message.is_expired(now)) {
             // [MQTT-3.3.2-5] an expired message is not delivered
-            Stats::incr(&self.broker.stats.dropped_expired);
+            self.broker.stats.dropped_expired.incr();
             self.forget(&d);
             return;
         }
@@ -78,7 +78,7 @@ impl Conn {
         // message is dropped for this client as if delivered.
         let size = codec::encoded_publish_len(&head, topic, payload.len(), self.version);
         if size > self.client_max_packet as usize {
-            Stats::incr(&self.broker.stats.dropped_too_large);
+            self.broker.stats.dropped_too_large.incr();
             tracing::debug!(topic = %d.message.topic, size, max = self.client_max_packet, "message larger than the client's maximum packet size dropped");
             self.forget(&d);
             return;

@@ -40,7 +40,6 @@ use tokio::time::{Instant, Sleep, sleep};
 use tracing::Span;
 
 use super::{End, Io, Link, READ_BUFFER_MIN, READ_BUFFER_STEP_MAX, Step, close};
-use crate::stats::Stats;
 use crate::transport::Duplex;
 
 /// How long a parked connection keeps its active phase's allocation for the next
@@ -333,7 +332,7 @@ fn poll_wake<S: Duplex>(link: &mut Link<S>, cx: &mut Context<'_>) -> Poll<Result
     match ready!(poll_read(io, cx)) {
         Ok(0) => Poll::Ready(Err(End::Closed)),
         Ok(n) => {
-            Stats::add(&conn.broker.stats.bytes_received, n as u64);
+            conn.broker.stats.bytes_received.add(n as u64);
             Poll::Ready(Ok(n))
         }
         Err(e) => Poll::Ready(Err(End::Io(e))),

@@ -109,27 +109,27 @@ fn traffic(w: &mut Writer, st: &Stats) {
         (
             "cauldron_network_bytes_received_total",
             "Bytes read from MQTT client sockets.",
-            &st.bytes_received,
+            st.bytes_received.get(),
         ),
         (
             "cauldron_network_bytes_sent_total",
             "Bytes written to MQTT client sockets.",
-            &st.bytes_sent,
+            st.bytes_sent.get(),
         ),
         (
             "cauldron_connections_total",
             "TCP connections accepted, refused ones included.",
-            &st.connections_total,
+            Stats::get(&st.connections_total),
         ),
         (
             "cauldron_connections_refused_total",
             "TCP connections closed at once because a connection limit was reached.",
-            &st.connections_refused,
+            Stats::get(&st.connections_refused),
         ),
     ];
-    for (name, help, counter) in single {
+    for (name, help, value) in single {
         w.header(name, Kind::Counter, help);
-        w.sample(name, &[], Stats::get(counter));
+        w.sample(name, &[], value);
     }
     let name = "cauldron_messages_dropped_total";
     w.header(
@@ -143,7 +143,7 @@ fn traffic(w: &mut Writer, st: &Stats) {
         ("expired", &st.dropped_expired),
         ("too_large", &st.dropped_too_large),
     ] {
-        w.sample(name, &[("reason", reason)], Stats::get(counter));
+        w.sample(name, &[("reason", reason)], counter.get());
     }
 }
 

@@ -22,11 +22,11 @@ fn fixed_stats() -> Stats {
     s.publish_received(QoS::AtLeastOnce, 5);
     s.publish_received(QoS::ExactlyOnce, 7);
     s.publish_sent(QoS::AtMostOnce, 3);
-    set(&s.bytes_received, 100);
-    set(&s.bytes_sent, 80);
-    set(&s.dropped_queue_full, 1);
-    set(&s.dropped_expired, 2);
-    set(&s.dropped_too_large, 3);
+    s.bytes_received.add(100);
+    s.bytes_sent.add(80);
+    s.dropped_queue_full.add(1);
+    s.dropped_expired.add(2);
+    s.dropped_too_large.add(3);
     set(&s.auth_accepted, 3);
     set(&s.auth_refused, 1);
     set(&s.denied_subscribe, 4);

@@ -6,41 +6,15 @@
 //! in-memory duplex with room for the whole backlog, so that what one poll reads is
 //! limited by the connection, not by socket buffers.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::task::READ_PER_POLL;
+use super::test_io::{Counter, poll_once};
 use crate::broker::Broker;
 use crate::stats::Stats;
 use crate::types::QoS;
-
-/// Counts wake-ups.
-#[derive(Default)]
-struct Counter(AtomicUsize);
-
-impl Wake for Counter {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Polls the task once; true when it was woken during the poll (it yielded).
-fn poll_once<F: Future>(task: Pin<&mut F>, counter: &Arc<Counter>) -> bool {
-    let waker = Waker::from(Arc::clone(counter));
-    let before = counter.0.load(Ordering::SeqCst);
-    let polled = task.poll(&mut Context::from_waker(&waker));
-    assert!(matches!(polled, Poll::Pending), "the connection ended");
-    counter.0.load(Ordering::SeqCst) > before
-}
 
 fn received(stats: &Stats) -> usize {
     stats.bytes_received.get() as usize
@@ -51,10 +25,7 @@ fn a_connection_with_a_backlog_yields_once_it_has_read_its_share_and_loses_nothi
     // The bug this guards against: a publisher whose socket always had data read,
     // routed, acknowledged and parked over and over in one poll, until tokio's budget
     // ran out; the subscribers it woke waited in its worker's LIFO slot for up to 6 ms.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = super::test_io::runtime();
     let _guard = rt.enter();
     let broker = Arc::new(Broker::new(crate::config::Config::default()));
     let (mut client, server) = tokio::io::duplex(4 << 20);

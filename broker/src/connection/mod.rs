@@ -519,20 +519,28 @@ struct SinceWrite {
 }
 
 impl SinceWrite {
-    /// Whether the loop may read now, with a write pending or not.
-    fn may_read(&self, writing: bool) -> bool {
-        !writing || !self.read || self.blocked
+    /// At the start of a turn: with nothing to write (`writing` false), nothing is held
+    /// back.
+    fn settle(&mut self, writing: bool) {
+        if !writing {
+            *self = SinceWrite::default();
+        }
+    }
+
+    /// Whether the loop may read now.
+    fn may_read(&self) -> bool {
+        !self.read || self.blocked
     }
 
     /// Whether the loop may pull from the outbox now.
-    fn may_pull(&self, writing: bool) -> bool {
-        !writing || !self.pulled || self.blocked
+    fn may_pull(&self) -> bool {
+        !self.pulled || self.blocked
     }
 
-    /// Whether the pending write holds a read or a pull back: if it would wait, the loop
+    /// Whether a pending write holds a read or a pull back: if it would wait, the loop
     /// is to know at once ([`unless_blocked`]) and let them go on.
-    fn holds_back(&self, writing: bool) -> bool {
-        writing && !self.blocked && (self.read || self.pulled)
+    fn holds_back(&self) -> bool {
+        !self.blocked && (self.read || self.pulled)
     }
 }
 
@@ -555,13 +563,11 @@ async fn event_loop<S: Duplex>(conn: &mut Conn, io: &mut Io<S>) -> Step {
     let mut since = SinceWrite::default();
     loop {
         let writing = !io.wbuf.is_empty() || io.unflushed;
-        if !writing {
-            since = SinceWrite::default();
-        }
-        let can_pull = since.may_pull(writing) && conn.can_pull(io);
-        let may_read = since.may_read(writing)
+        since.settle(writing);
+        let can_pull = since.may_pull() && conn.can_pull(io);
+        let may_read = since.may_read()
             && io.wbuf.len() < 4 * conn.broker.config.limits.write_buffer_high_water_bytes;
-        let holds_back = since.holds_back(writing);
+        let holds_back = since.holds_back();
         let held = conn.held_front();
         io.prepare_read();
         // The socket's halves are borrowed for the wait only; what woke the loop is

@@ -1,9 +1,12 @@
 //! What the connection tests share: a connection served over an in-memory stream, the
-//! CONNECT they send, and reads that give up after a while.
+//! CONNECT they send, reads that give up after a while, and polls of a connection by
+//! hand.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, DuplexStream};
@@ -58,6 +61,29 @@ pub(super) async fn read(client: &mut DuplexStream, n: usize, within: Duration) 
         .unwrap_or_else(|_| panic!("no {n} bytes within {within:?}"))
         .unwrap();
     buf
+}
+
+/// Counts wake-ups.
+#[derive(Default)]
+pub(super) struct Counter(AtomicUsize);
+
+impl Wake for Counter {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Polls the task once; true when it was woken during the poll (it yielded).
+pub(super) fn poll_once<F: Future>(task: Pin<&mut F>, counter: &Arc<Counter>) -> bool {
+    let waker = Waker::from(Arc::clone(counter));
+    let before = counter.0.load(Ordering::SeqCst);
+    let polled = task.poll(&mut Context::from_waker(&waker));
+    assert!(matches!(polled, Poll::Pending), "the connection ended");
+    counter.0.load(Ordering::SeqCst) > before
 }
 
 /// A single-threaded runtime for one test.

@@ -2,16 +2,14 @@
 //! the outbox holds go out together, and a client that writes without reading is still
 //! read while its socket is full.
 
-use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 
-use super::test_io::{connect_v4, read, served, spawn_served};
+use super::test_io::{Counter, connect_v4, poll_once, read, served, spawn_served};
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::types::QoS;
@@ -54,21 +52,6 @@ impl AsyncWrite for Recording {
     }
 }
 
-/// A waker that does nothing: the test polls the connection by hand.
-struct Noop(AtomicUsize);
-
-impl Wake for Noop {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn poll_once<F: Future>(task: Pin<&mut F>) {
-    let waker = Waker::from(Arc::new(Noop(AtomicUsize::new(0))));
-    let polled = task.poll(&mut Context::from_waker(&waker));
-    assert!(polled.is_pending(), "the connection ended");
-}
-
 #[test]
 fn an_answer_and_a_waiting_delivery_go_out_in_one_write() {
     let rt = super::test_io::runtime();
@@ -84,15 +67,16 @@ fn an_answer_and_a_waiting_delivery_go_out_in_one_write() {
         writes: Arc::clone(&writes),
     };
     let mut task = served(&broker, stream);
+    let wakes = Arc::new(Counter::default());
     rt.block_on(sub.write_all(&connect_v4("sub", true)))
         .unwrap();
-    poll_once(task.as_mut());
+    poll_once(task.as_mut(), &wakes);
     let connack = rt.block_on(read(&mut sub, 4, Duration::from_secs(5)));
     assert_eq!(connack, [0x20, 2, 0, 0]);
     // SUBSCRIBE id 1, "t" at QoS 0; SUBACK.
     rt.block_on(sub.write_all(&[0x82, 6, 0, 1, 0, 1, b't', 0]))
         .unwrap();
-    poll_once(task.as_mut());
+    poll_once(task.as_mut(), &wakes);
     let suback = rt.block_on(read(&mut sub, 5, Duration::from_secs(5)));
     assert_eq!(suback, [0x90, 3, 0, 1, 0]);
 
@@ -113,7 +97,7 @@ fn an_answer_and_a_waiting_delivery_go_out_in_one_write() {
     // and a delivery in the outbox.
     rt.block_on(sub.write_all(&[0xC0, 0])).unwrap();
     writes.lock().unwrap().clear();
-    poll_once(task.as_mut());
+    poll_once(task.as_mut(), &wakes);
     // PINGRESP, then the PUBLISH (QoS 0: the subscription's maximum).
     let expected = [0xD0, 0, 0x30, 4, 0, 1, b't', b'm'];
     let got = rt.block_on(read(&mut sub, expected.len(), Duration::from_secs(5)));
@@ -175,18 +159,24 @@ fn a_client_that_writes_without_reading_is_read_while_its_socket_is_full() {
 fn a_turn_reads_and_pulls_once_before_it_writes_unless_the_write_waits() {
     use super::SinceWrite;
     let mut since = SinceWrite::default();
-    assert!(since.may_read(true) && since.may_pull(true));
-    assert!(!since.holds_back(true), "nothing held back yet");
+    since.settle(true);
+    assert!(since.may_read() && since.may_pull());
+    assert!(!since.holds_back(), "nothing held back yet");
     since.read = true;
-    assert!(!since.may_read(true), "a second read before the write");
-    assert!(since.may_read(false), "with nothing to write, reads go on");
-    assert!(since.holds_back(true) && !since.holds_back(false));
+    assert!(!since.may_read(), "a second read before the write");
+    assert!(since.holds_back());
     since.pulled = true;
-    assert!(!since.may_pull(true) && since.may_pull(false));
+    assert!(!since.may_pull());
+    since.settle(true);
+    assert!(!since.may_read(), "still something to write: still held");
     since.blocked = true;
-    assert!(since.may_read(true) && since.may_pull(true));
+    assert!(since.may_read() && since.may_pull());
+    assert!(!since.holds_back(), "a blocked write holds nothing back");
+    since.blocked = false;
+    since.settle(false);
     assert!(
-        !since.holds_back(true),
-        "a blocked write holds nothing back"
+        since.may_read() && since.may_pull(),
+        "with nothing to write, reads and pulls go on"
     );
+    assert!(!since.holds_back());
 }

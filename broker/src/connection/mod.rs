@@ -504,8 +504,8 @@ enum Event {
 /// the deliveries waiting go out in one write rather than two. Writing as soon as there
 /// was something to write, a subscriber of QoS 2 messages wrote the PUBRELs for the
 /// acknowledgements it read, then its next PUBLISHes: fan-out of 16 B QoS 2 messages to
-/// 50 subscribers ran at 771k msg/s, and at 1.13M this way (docs/PERFORMANCE.md, "One
-/// write per turn").
+/// 50 subscribers ran at 752k msg/s, and at 1.01M this way (medians of 10 rounds;
+/// docs/PERFORMANCE.md, "One write per turn").
 ///
 /// While the socket takes no more, reads and pulls go on (up to their own limits) as
 /// they did before this alternation: a client that writes without reading is read
